@@ -1,0 +1,31 @@
+//! Compiles `proto/` with protox (pure Rust, no system `protoc`) and hands the
+//! descriptor set to tonic-prost-build. The encoded descriptor set, including the
+//! imported `google/protobuf/*` files, is kept in `OUT_DIR` for server reflection.
+
+use std::{env, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "proto/trove/v1/collection.proto",
+    "proto/trove/v1/collection_service.proto",
+    "proto/trove/v1/document.proto",
+    "proto/trove/v1/document_service.proto",
+    "proto/trove/v1/search.proto",
+    "proto/trove/v1/search_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+    std::fs::write(
+        out_dir.join("trove_descriptor.bin"),
+        prost::Message::encode_to_vec(&file_descriptors),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(file_descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Conversions between wire messages and engine types. Messages are destructured
+//! field by field so that a new proto field fails the build here until it is
+//! handled.
+
+use prost_types::{FieldMask, Timestamp};
+use tonic::Status;
+
+use super::pb;
+use super::status::invalid;
+use super::value::{fields_to_struct, struct_to_fields};
+use crate::engine::{
+    Collection, Document, EngineError, FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields,
+    Highlight, SearchRequest, SearchResults,
+};
+
+/// A wire timestamp from microseconds since the epoch.
+pub fn timestamp(micros: i64) -> Timestamp {
+    Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+fn field_type(ty: i32, path: &str) -> Result<Option<FieldType>, Status> {
+    Ok(match pb::FieldType::try_from(ty) {
+        Ok(pb::FieldType::Unspecified) => None,
+        Ok(pb::FieldType::Text) => Some(FieldType::Text),
+        Ok(pb::FieldType::Keyword) => Some(FieldType::Keyword),
+        Ok(pb::FieldType::Integer) => Some(FieldType::Integer),
+        Ok(pb::FieldType::Float) => Some(FieldType::Float),
+        Ok(pb::FieldType::Boolean) => Some(FieldType::Boolean),
+        Ok(pb::FieldType::Timestamp) => Some(FieldType::Timestamp),
+        Err(_) => return Err(invalid(path, format!("unknown field type {ty}"))),
+    })
+}
+
+fn wire_field_type(ty: FieldType) -> pb::FieldType {
+    match ty {
+        FieldType::Text => pb::FieldType::Text,
+        FieldType::Keyword => pb::FieldType::Keyword,
+        FieldType::Integer => pb::FieldType::Integer,
+        FieldType::Float => pb::FieldType::Float,
+        FieldType::Boolean => pb::FieldType::Boolean,
+        FieldType::Timestamp => pb::FieldType::Timestamp,
+    }
+}
+
+/// The field specs of a collection to create.
+pub fn field_specs(fields: Vec<pb::Field>) -> Result<Vec<FieldSpec>, Status> {
+    fields
+        .into_iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let pb::Field {
+                name,
+                r#type,
+                analyzer,
+                filterable,
+                sortable,
+                facetable,
+                boost,
+            } = field;
+            Ok(FieldSpec {
+                name,
+                ty: field_type(r#type, &format!("collection.fields[{i}].type"))?,
+                analyzer,
+                filterable,
+                sortable,
+                facetable,
+                boost,
+            })
+        })
+        .collect()
+}
+
+fn wire_field(def: &FieldDef) -> pb::Field {
+    let spec = def.to_spec();
+    pb::Field {
+        name: spec.name,
+        r#type: wire_field_type(def.ty) as i32,
+        analyzer: spec.analyzer,
+        filterable: spec.filterable,
+        sortable: spec.sortable,
+        facetable: spec.facetable,
+        boost: spec.boost,
+    }
+}
+
+/// A collection with its schema and statistics.
+pub fn wire_collection(collection: &Collection) -> pb::Collection {
+    let stats = collection.stats();
+    pb::Collection {
+        name: collection.name().to_string(),
+        fields: collection.schema().fields().iter().map(wire_field).collect(),
+        document_count: stats.document_count as i64,
+        memory_bytes: stats.memory_bytes as i64,
+        create_time: Some(timestamp(collection.create_time())),
+    }
+}
+
+/// A document's id and fields from the wire; `path` prefixes error fields
+/// (`document`).
+pub fn document_parts(document: Option<pb::Document>, path: &str) -> Result<(String, Fields), Status> {
+    let pb::Document {
+        id,
+        fields,
+        version: _,
+        create_time: _,
+        update_time: _,
+    } = document.ok_or_else(|| invalid(path, format!("{path} is required")))?;
+    let fields = struct_to_fields(fields.unwrap_or_default(), &format!("{path}.fields"))?;
+    Ok((id, fields))
+}
+
+/// A whole document on the wire.
+pub fn wire_document(doc: Document) -> pb::Document {
+    let Document {
+        id,
+        fields,
+        version,
+        create_time,
+        update_time,
+    } = doc;
+    pb::Document {
+        id: id.to_string(),
+        fields: Some(fields_to_struct(fields)),
+        version,
+        create_time: Some(timestamp(create_time)),
+        update_time: Some(timestamp(update_time)),
+    }
+}
+
+/// The document keys named by an update mask (`fields.<key>` paths).
+pub fn mask_keys(mask: FieldMask) -> Result<Vec<String>, Status> {
+    mask.paths
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| match path.strip_prefix("fields.") {
+            Some(key) if !key.is_empty() => Ok(key.to_owned()),
+            _ => Err(invalid(
+                format!("update_mask.paths[{i}]"),
+                format!("invalid path {path:?}: expected fields.<key>"),
+            )),
+        })
+        .collect()
+}
+
+/// Which parts of a document a read mask keeps.
+#[derive(Clone, Debug, Default)]
+pub struct ReadMask {
+    all: bool,
+    id: bool,
+    /// `None`: all fields (if `all` or `fields` was named).
+    fields: Option<Vec<String>>,
+    all_fields: bool,
+    version: bool,
+    create_time: bool,
+    update_time: bool,
+}
+
+impl ReadMask {
+    /// Parses a read mask; no paths means the whole document.
+    pub fn parse(mask: Option<FieldMask>) -> Result<Self, Status> {
+        let paths = mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Ok(ReadMask {
+                all: true,
+                ..Default::default()
+            });
+        }
+        let mut out = ReadMask::default();
+        for (i, path) in paths.into_iter().enumerate() {
+            match path.as_str() {
+                "id" => out.id = true,
+                "fields" => out.all_fields = true,
+                "version" => out.version = true,
+                "create_time" => out.create_time = true,
+                "update_time" => out.update_time = true,
+                p => match p.strip_prefix("fields.") {
+                    Some(key) if !key.is_empty() => out.fields.get_or_insert_with(Vec::new).push(key.to_owned()),
+                    _ => {
+                        return Err(invalid(
+                            format!("read_mask.paths[{i}]"),
+                            format!(
+                                "invalid path {p:?}: expected id, fields, fields.<key>, version, create_time or update_time"
+                            ),
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// The masked document on the wire.
+    pub fn apply(&self, doc: Document) -> pb::Document {
+        if self.all {
+            return wire_document(doc);
+        }
+        let Document {
+            id,
+            mut fields,
+            version,
+            create_time,
+            update_time,
+        } = doc;
+        let fields = if self.all_fields {
+            Some(fields_to_struct(fields))
+        } else {
+            self.fields.as_ref().map(|keys| {
+                let kept = keys.iter().filter_map(|k| fields.remove_entry(k)).collect();
+                fields_to_struct(kept)
+            })
+        };
+        pb::Document {
+            id: if self.id { id.to_string() } else { String::new() },
+            fields,
+            version: if self.version { version } else { 0 },
+            create_time: self.create_time.then(|| timestamp(create_time)),
+            update_time: self.update_time.then(|| timestamp(update_time)),
+        }
+    }
+}
+
+/// A search request in engine terms, with its read mask.
+pub fn search_request(request: pb::SearchRequest) -> Result<(String, SearchRequest, ReadMask), Status> {
+    let pb::SearchRequest {
+        collection,
+        query,
+        filter,
+        order_by,
+        page_size,
+        page_token,
+        highlight,
+        facets,
+        read_mask,
+    } = request;
+    let highlight = highlight.map(|h| {
+        let pb::HighlightOptions {
+            fields,
+            pre_tag,
+            post_tag,
+            fragment_size,
+        } = h;
+        Highlight {
+            fields,
+            pre_tag,
+            post_tag,
+            fragment_size,
+        }
+    });
+    let facets = facets
+        .into_iter()
+        .map(|f| {
+            let pb::FacetRequest { field, size, interval } = f;
+            FacetRequest { field, size, interval }
+        })
+        .collect();
+    let mask = ReadMask::parse(read_mask)?;
+    Ok((
+        collection,
+        SearchRequest {
+            query,
+            filter,
+            order_by,
+            page_size,
+            page_token,
+            highlight,
+            facets,
+        },
+        mask,
+    ))
+}
+
+/// A page of search results on the wire.
+pub fn search_response(results: SearchResults, mask: &ReadMask) -> pb::SearchResponse {
+    let SearchResults {
+        hits,
+        total_size,
+        next_page_token,
+        facets,
+    } = results;
+    pb::SearchResponse {
+        hits: hits
+            .into_iter()
+            .map(|hit| pb::SearchHit {
+                id: hit.document.id.to_string(),
+                score: hit.score,
+                document: Some(mask.apply(hit.document)),
+                highlights: hit
+                    .highlights
+                    .into_iter()
+                    .map(|(field, snippets)| pb::Highlight { field, snippets })
+                    .collect(),
+            })
+            .collect(),
+        total_size: total_size as i64,
+        next_page_token,
+        facets: facets.into_iter().map(wire_facet).collect(),
+    }
+}
+
+fn wire_facet(counts: FacetCounts) -> pb::FacetResult {
+    pb::FacetResult {
+        field: counts.field,
+        buckets: counts
+            .buckets
+            .into_iter()
+            .map(|(value, count)| pb::FacetBucket {
+                value,
+                count: count as i64,
+            })
+            .collect(),
+    }
+}
+
+/// Engine errors become statuses through `?`.
+impl From<EngineError> for Status {
+    fn from(err: EngineError) -> Self {
+        super::status::status_from(err)
+    }
+}

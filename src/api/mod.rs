@@ -1,0 +1,19 @@
+//! The wire: generated protobuf types, conversions between them and the engine's
+//! domain types, and the one mapping from engine errors to gRPC statuses.
+
+mod convert;
+pub mod paging;
+mod status;
+mod value;
+
+pub use convert::*;
+pub use status::{map_transport_status, status_from};
+
+/// Generated types and service stubs of package `trove.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("trove.v1");
+}
+
+/// The encoded descriptor set of `proto/` with its imports, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("trove_descriptor");

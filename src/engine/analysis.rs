@@ -1,0 +1,149 @@
+//! Analyzers: how text becomes terms. Each is a tantivy tokenizer pipeline
+//! registered on every collection's index under the analyzer's name.
+
+use tantivy::Index;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer,
+    Stemmer, StopWordFilter, TextAnalyzer,
+};
+
+/// Tokens longer than this many bytes are dropped (they are never words).
+const MAX_TOKEN_BYTES: usize = 255;
+
+/// A named analyzer for TEXT fields (KEYWORD fields always use `keyword`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Analyzer {
+    /// Unicode word segmentation, lowercase, ASCII folding.
+    Standard,
+    /// The whole value as one term.
+    Keyword,
+    /// Standard plus English stop words and the English stemmer.
+    English,
+    /// Standard plus the language's stop words (where tantivy has a list) and stemmer.
+    Stemmed(Language),
+}
+
+const LANGUAGES: &[(&str, Language)] = &[
+    ("arabic", Language::Arabic),
+    ("danish", Language::Danish),
+    ("dutch", Language::Dutch),
+    ("finnish", Language::Finnish),
+    ("french", Language::French),
+    ("german", Language::German),
+    ("greek", Language::Greek),
+    ("hungarian", Language::Hungarian),
+    ("italian", Language::Italian),
+    ("norwegian", Language::Norwegian),
+    ("portuguese", Language::Portuguese),
+    ("romanian", Language::Romanian),
+    ("russian", Language::Russian),
+    ("spanish", Language::Spanish),
+    ("swedish", Language::Swedish),
+    ("tamil", Language::Tamil),
+    ("turkish", Language::Turkish),
+];
+
+impl Analyzer {
+    /// The analyzer called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "standard" => Some(Analyzer::Standard),
+            "keyword" => Some(Analyzer::Keyword),
+            "english" => Some(Analyzer::English),
+            _ => LANGUAGES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, lang)| Analyzer::Stemmed(*lang)),
+        }
+    }
+
+    /// The analyzer's name, which is also its tokenizer name in tantivy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Analyzer::Standard => "standard",
+            Analyzer::Keyword => "keyword",
+            Analyzer::English => "english",
+            Analyzer::Stemmed(lang) => LANGUAGES
+                .iter()
+                .find(|(_, l)| *l == lang)
+                .map_or("standard", |(n, _)| n),
+        }
+    }
+
+    /// Every analyzer name, for error messages.
+    pub fn known_names() -> String {
+        let mut names = vec!["standard", "english", "keyword"];
+        names.extend(LANGUAGES.iter().map(|(n, _)| *n));
+        names.join(", ")
+    }
+
+    fn build(self) -> TextAnalyzer {
+        match self {
+            Analyzer::Keyword => TextAnalyzer::from(RawTokenizer::default()),
+            Analyzer::Standard => standard().build(),
+            Analyzer::English => stemmed(Language::English),
+            Analyzer::Stemmed(lang) => stemmed(lang),
+        }
+    }
+}
+
+fn standard() -> tantivy::tokenizer::TextAnalyzerBuilder<impl tantivy::tokenizer::Tokenizer> {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+}
+
+fn stemmed(lang: Language) -> TextAnalyzer {
+    match StopWordFilter::new(lang) {
+        Some(stop) => standard()
+            .filter(stop)
+            .filter(Stemmer::new(lang))
+            .build(),
+        None => standard().filter(Stemmer::new(lang)).build(),
+    }
+}
+
+/// Registers every analyzer on `index` under its name.
+pub(crate) fn register(index: &Index) {
+    let manager = index.tokenizers();
+    for analyzer in [Analyzer::Standard, Analyzer::Keyword, Analyzer::English]
+        .into_iter()
+        .chain(LANGUAGES.iter().map(|(_, l)| Analyzer::Stemmed(*l)))
+    {
+        manager.register(analyzer.name(), analyzer.build());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(analyzer: Analyzer, text: &str) -> Vec<String> {
+        let mut a = analyzer.build();
+        let mut stream = a.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push(token.text.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn analyzers() {
+        assert_eq!(tokens(Analyzer::Standard, "Café Déjà-vu"), ["cafe", "deja", "vu"]);
+        assert_eq!(
+            tokens(Analyzer::English, "The Taliban are running attacks"),
+            ["taliban", "run", "attack"]
+        );
+        assert_eq!(tokens(Analyzer::Keyword, "New York"), ["New York"]);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for name in Analyzer::known_names().split(", ") {
+            assert_eq!(Analyzer::from_name(name).unwrap().name(), name);
+        }
+        assert!(Analyzer::from_name("klingon").is_none());
+    }
+}

@@ -1,0 +1,489 @@
+//! One collection: its schema, the live document map, the tantivy index, and the
+//! group commit that makes writes visible to search.
+//!
+//! Writes go to two places under one lock: the live document map (so a Get right
+//! after a write sees it) and the tantivy `IndexWriter`. A write then waits until
+//! a commit covers it. Commits are shared: the first waiter becomes the committer
+//! and commits everything written so far; the others wait on a watch channel.
+//! Each commit publishes a [`View`]: a tantivy searcher and the document map as of
+//! that commit, so a search reads documents exactly as the index saw them.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use imbl::OrdMap;
+use parking_lot::{Mutex, RwLock};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+use tokio::sync::watch;
+
+use super::analysis;
+use super::document::{self, Document, Fields, StoredDoc};
+use super::error::{EngineError, Result};
+use super::names::{CollectionName, DocId};
+use super::schema::CollectionSchema;
+use super::timestamp::now_micros;
+
+/// The documents of a collection by id: a persistent map, so a snapshot is an O(1) clone.
+pub(crate) type DocMap = OrdMap<DocId, Arc<StoredDoc>>;
+
+/// Memory budget of a collection's tantivy `IndexWriter` (tantivy's minimum is 15 MB).
+const WRITER_MEMORY_BYTES: usize = 32 << 20;
+
+/// How an update treats the fields it is given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Patch {
+    /// Replace every field.
+    Replace,
+    /// Set or remove exactly these keys.
+    Keys(Vec<String>),
+    /// JSON merge-patch at the top level: given keys replace, null removes.
+    Merge,
+}
+
+/// An update of one document.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub id: DocId,
+    pub fields: Fields,
+    pub patch: Patch,
+    /// Create the document if it does not exist.
+    pub allow_missing: bool,
+    /// 0 means don't check.
+    pub expected_version: u64,
+}
+
+/// What one item of an import did.
+pub type ImportResult = Result<Document>;
+
+/// A consistent read view: the searcher and the documents as of one commit.
+pub struct View {
+    pub(crate) searcher: Searcher,
+    pub(crate) docs: DocMap,
+}
+
+/// Collection statistics.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub document_count: u64,
+    pub memory_bytes: u64,
+}
+
+/// A collection of documents with its index.
+pub struct Collection {
+    name: CollectionName,
+    schema: CollectionSchema,
+    create_time: i64,
+    index: Index,
+    reader: IndexReader,
+    /// The writer side. A parking_lot (std-like) mutex: it is never held across an
+    /// `.await`, and is held only by blocking code (apply a write, commit).
+    write: Mutex<WriteState>,
+    /// The live documents: what Get and List see. Updated under `write`.
+    docs: RwLock<DocMap>,
+    /// The latest published view: what Search sees.
+    view: RwLock<Arc<View>>,
+    /// The sequence number of the last write a published view covers.
+    visible: watch::Sender<u64>,
+    /// Whether some task is committing now.
+    committing: AtomicBool,
+}
+
+struct WriteState {
+    writer: IndexWriter,
+    /// Writes applied so far.
+    seq: u64,
+    /// Writes covered by the last commit.
+    committed_seq: u64,
+    /// Sum of the stored documents' memory.
+    doc_bytes: usize,
+}
+
+impl Collection {
+    /// A new, empty collection.
+    pub fn new(name: CollectionName, schema: CollectionSchema) -> Result<Arc<Self>> {
+        let index = Index::create_in_ram(schema.tantivy().clone());
+        analysis::register(&index);
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let view = View {
+            searcher: reader.searcher(),
+            docs: DocMap::new(),
+        };
+        Ok(Arc::new(Collection {
+            name,
+            schema,
+            create_time: now_micros(),
+            index,
+            reader,
+            write: Mutex::new(WriteState {
+                writer,
+                seq: 0,
+                committed_seq: 0,
+                doc_bytes: 0,
+            }),
+            docs: RwLock::new(DocMap::new()),
+            view: RwLock::new(Arc::new(view)),
+            visible: watch::Sender::new(0),
+            committing: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn name(&self) -> &CollectionName {
+        &self.name
+    }
+
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
+    /// Microseconds since the epoch.
+    pub fn create_time(&self) -> i64 {
+        self.create_time
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The latest published view, for search.
+    pub(crate) fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// Document count and memory estimate.
+    pub fn stats(&self) -> Stats {
+        let document_count = self.docs.read().len() as u64;
+        let doc_bytes = self.write.lock().doc_bytes;
+        let index_bytes = self
+            .view()
+            .searcher
+            .space_usage()
+            .map(|usage| usage.total().get_bytes())
+            .unwrap_or(0);
+        Stats {
+            document_count,
+            memory_bytes: doc_bytes as u64 + index_bytes,
+        }
+    }
+
+    /// The live document `id`.
+    pub fn get(&self, id: &DocId) -> Result<Document> {
+        let stored = self.docs.read().get(id).cloned();
+        match stored {
+            Some(stored) => stored.to_document(id),
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    /// Up to `limit` live documents in id order, starting after `after`.
+    pub fn list(&self, after: Option<&DocId>, limit: usize) -> Result<Vec<Document>> {
+        let docs = self.docs.read().clone();
+        let lower = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        docs.range::<_, DocId>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, stored)| stored.to_document(id))
+            .collect()
+    }
+
+    /// Creates a document; `None` generates an id. Returns once visible to search
+    /// unless `wait` is false.
+    pub async fn create(
+        self: &Arc<Self>,
+        id: Option<DocId>,
+        fields: Fields,
+        wait: bool,
+    ) -> Result<Document> {
+        let this = self.clone();
+        let (doc, seq) = blocking(move || {
+            let mut state = this.write.lock();
+            let doc = this.apply_create(&mut state, id, fields)?;
+            Ok((doc, state.seq))
+        })
+        .await?;
+        self.finish(seq, wait).await?;
+        Ok(doc)
+    }
+
+    /// Replaces or patches a document (see [`Update`]).
+    pub async fn update(self: &Arc<Self>, update: Update, wait: bool) -> Result<Document> {
+        let this = self.clone();
+        let (doc, seq) = blocking(move || {
+            let mut state = this.write.lock();
+            let doc = this.apply_update(&mut state, update)?;
+            Ok((doc, state.seq))
+        })
+        .await?;
+        self.finish(seq, wait).await?;
+        Ok(doc)
+    }
+
+    /// Deletes a document; `expected_version` 0 means don't check.
+    pub async fn delete(self: &Arc<Self>, id: DocId, expected_version: u64, wait: bool) -> Result<()> {
+        let this = self.clone();
+        let seq = blocking(move || {
+            let mut state = this.write.lock();
+            this.apply_delete(&mut state, &id, expected_version)?;
+            Ok(state.seq)
+        })
+        .await?;
+        self.finish(seq, wait).await
+    }
+
+    /// Applies a batch of imports under one lock: each item creates or replaces
+    /// its document. One failure does not stop the others. Does not wait for
+    /// visibility: call [`Collection::refresh`] after the last batch.
+    pub async fn import(self: &Arc<Self>, items: Vec<(Option<DocId>, Fields)>) -> Result<Vec<ImportResult>> {
+        let this = self.clone();
+        blocking(move || {
+            let mut state = this.write.lock();
+            Ok(items
+                .into_iter()
+                .map(|(id, fields)| match id {
+                    None => this.apply_create(&mut state, None, fields),
+                    Some(id) => this.apply_update(
+                        &mut state,
+                        Update {
+                            id,
+                            fields,
+                            patch: Patch::Replace,
+                            allow_missing: true,
+                            expected_version: 0,
+                        },
+                    ),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Returns once every write applied so far is visible to search.
+    pub async fn refresh(self: &Arc<Self>) -> Result<()> {
+        let seq = self.write.lock().seq;
+        self.wait_visible(seq).await
+    }
+
+    /// Whether some applied writes are not yet visible to search.
+    pub fn has_pending_writes(&self) -> bool {
+        let state = self.write.lock();
+        state.seq > state.committed_seq
+    }
+
+    async fn finish(self: &Arc<Self>, seq: u64, wait: bool) -> Result<()> {
+        if wait { self.wait_visible(seq).await } else { Ok(()) }
+    }
+
+    fn apply_create(&self, state: &mut WriteState, id: Option<DocId>, mut fields: Fields) -> Result<Document> {
+        let id = match id {
+            Some(id) => {
+                if self.docs.read().contains_key(&id) {
+                    return Err(EngineError::DocumentExists {
+                        collection: self.name.to_string(),
+                        id: id.to_string(),
+                    });
+                }
+                id
+            }
+            None => DocId::generate(),
+        };
+        let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
+        let now = now_micros();
+        let stored = StoredDoc::new(&fields, 1, now, now)?;
+        state.writer.add_document(tantivy_doc)?;
+        self.put(state, &id, stored, None);
+        Ok(Document {
+            id,
+            fields,
+            version: 1,
+            create_time: now,
+            update_time: now,
+        })
+    }
+
+    fn apply_update(&self, state: &mut WriteState, update: Update) -> Result<Document> {
+        let Update {
+            id,
+            fields,
+            patch,
+            allow_missing,
+            expected_version,
+        } = update;
+        let current = self.docs.read().get(&id).cloned();
+        match (&current, expected_version) {
+            (None, 0) if allow_missing => {}
+            (None, 0) => return Err(self.not_found(&id)),
+            (None, expected) => {
+                return Err(EngineError::VersionMismatch {
+                    id: id.to_string(),
+                    expected,
+                    actual: 0,
+                });
+            }
+            (Some(stored), expected) if expected != 0 && stored.version != expected => {
+                return Err(EngineError::VersionMismatch {
+                    id: id.to_string(),
+                    expected,
+                    actual: stored.version,
+                });
+            }
+            (Some(_), _) => {}
+        }
+        let mut new_fields = match (&patch, &current) {
+            (Patch::Replace, _) => Fields::new(),
+            (_, Some(stored)) => stored.fields()?,
+            (_, None) => Fields::new(),
+        };
+        match patch {
+            Patch::Replace => new_fields = fields,
+            Patch::Keys(keys) => {
+                let mut fields = fields;
+                for key in keys {
+                    match fields.remove(&key) {
+                        Some(value) => new_fields.insert(key, value),
+                        None => new_fields.remove(&key),
+                    };
+                }
+            }
+            Patch::Merge => {
+                for (key, value) in fields {
+                    if value.is_null() {
+                        new_fields.remove(&key);
+                    } else {
+                        new_fields.insert(key, value);
+                    }
+                }
+            }
+        }
+        let tantivy_doc = document::prepare(&self.schema, &id, &mut new_fields)?;
+        let now = now_micros();
+        let (version, create_time) = match &current {
+            Some(stored) => (stored.version + 1, stored.create_time),
+            None => (1, now),
+        };
+        let stored = StoredDoc::new(&new_fields, version, create_time, now)?;
+        if current.is_some() {
+            state.writer.delete_term(self.id_term(&id));
+        }
+        state.writer.add_document(tantivy_doc)?;
+        self.put(state, &id, stored, current.as_deref());
+        Ok(Document {
+            id,
+            fields: new_fields,
+            version,
+            create_time,
+            update_time: now,
+        })
+    }
+
+    fn apply_delete(&self, state: &mut WriteState, id: &DocId, expected_version: u64) -> Result<()> {
+        let current = self.docs.read().get(id).cloned();
+        let Some(current) = current else {
+            return Err(self.not_found(id));
+        };
+        if expected_version != 0 && current.version != expected_version {
+            return Err(EngineError::VersionMismatch {
+                id: id.to_string(),
+                expected: expected_version,
+                actual: current.version,
+            });
+        }
+        state.writer.delete_term(self.id_term(id));
+        self.docs.write().remove(id);
+        state.doc_bytes -= current.memory_bytes();
+        state.seq += 1;
+        Ok(())
+    }
+
+    fn put(&self, state: &mut WriteState, id: &DocId, stored: StoredDoc, old: Option<&StoredDoc>) {
+        state.doc_bytes += stored.memory_bytes();
+        if let Some(old) = old {
+            state.doc_bytes -= old.memory_bytes();
+        }
+        self.docs.write().insert(id.clone(), Arc::new(stored));
+        state.seq += 1;
+    }
+
+    fn id_term(&self, id: &DocId) -> Term {
+        Term::from_field_text(self.schema.id_field(), id.as_str())
+    }
+
+    fn not_found(&self, id: &DocId) -> EngineError {
+        EngineError::DocumentNotFound {
+            collection: self.name.to_string(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Waits until a published view covers write `seq`, committing if no one else is.
+    async fn wait_visible(self: &Arc<Self>, seq: u64) -> Result<()> {
+        let mut visible = self.visible.subscribe();
+        loop {
+            if *visible.borrow_and_update() >= seq {
+                return Ok(());
+            }
+            if !self.committing.swap(true, Ordering::AcqRel) {
+                let this = self.clone();
+                // The blocking commit clears `committing` and notifies waiters
+                // itself, so a cancelled caller cannot leave the flag set.
+                blocking(move || this.commit()).await?;
+                continue;
+            }
+            if visible.changed().await.is_err() {
+                return Err(EngineError::Internal("collection closed".into()));
+            }
+        }
+    }
+
+    /// Commits every applied write and publishes a new view. Must be called with
+    /// `committing` set; clears it.
+    fn commit(&self) -> Result<()> {
+        let result = self.commit_inner();
+        self.committing.store(false, Ordering::Release);
+        match &result {
+            Ok(seq) => {
+                self.visible.send_if_modified(|visible| {
+                    let changed = *visible < *seq;
+                    *visible = (*visible).max(*seq);
+                    changed
+                });
+            }
+            // Wake the waiters so one of them retries.
+            Err(err) => {
+                tracing::error!(collection = %self.name, %err, "commit failed");
+                self.visible.send_modify(|_| {});
+            }
+        }
+        result.map(|_| ())
+    }
+
+    fn commit_inner(&self) -> Result<u64> {
+        let mut state = self.write.lock();
+        let seq = state.seq;
+        if seq > state.committed_seq {
+            state.writer.commit()?;
+            state.committed_seq = seq;
+        }
+        // Reload and snapshot under the lock, so the view's searcher and document
+        // map describe the same commit.
+        self.reader.reload()?;
+        let view = View {
+            searcher: self.reader.searcher(),
+            docs: self.docs.read().clone(),
+        };
+        *self.view.write() = Arc::new(view);
+        Ok(seq)
+    }
+}
+
+/// Runs blocking engine work (locks, tantivy, compression) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("blocking task failed: {e}")))?
+}

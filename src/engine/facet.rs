@@ -1,0 +1,280 @@
+//! Facet counts over every match of a search. Written as a collector of our own
+//! because tantivy's aggregations have no calendar intervals (month, year) for
+//! date histograms, and term counts over a str column are a few lines.
+
+use std::collections::HashMap;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+use time::{Date, Duration, Month, OffsetDateTime};
+
+use super::error::{EngineError, Result};
+use super::schema::{CollectionSchema, FieldType};
+use super::timestamp;
+
+/// Default number of values of a term facet.
+pub const DEFAULT_SIZE: usize = 10;
+/// The most values a term facet returns.
+pub const MAX_SIZE: usize = 1000;
+/// The most facets one search may ask for.
+pub const MAX_FACETS: usize = 32;
+
+/// A calendar bucket of a date histogram (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// A facet as the client asks for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FacetRequest {
+    pub field: String,
+    /// 0 means the default.
+    pub size: i32,
+    /// Empty means `month` (TIMESTAMP fields only).
+    pub interval: String,
+}
+
+/// A validated facet.
+#[derive(Clone, Debug)]
+pub struct Facet {
+    field: String,
+    ty: FieldType,
+    size: usize,
+    interval: Interval,
+}
+
+/// The counts of one facet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FacetCounts {
+    pub field: String,
+    /// `(value, count)`: most frequent first (ties by value), or in time order for
+    /// a date histogram.
+    pub buckets: Vec<(String, u64)>,
+}
+
+/// Checks the requested facets against the schema.
+pub fn validate(requests: &[FacetRequest], schema: &CollectionSchema) -> Result<Vec<Facet>> {
+    if requests.len() > MAX_FACETS {
+        return Err(EngineError::invalid(
+            "facets",
+            format!("{} facets requested; the limit is {MAX_FACETS}", requests.len()),
+        ));
+    }
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, req)| {
+            let path = |p: &str| format!("facets[{i}].{p}");
+            let (def, _) = schema
+                .field(&req.field)
+                .ok_or_else(|| EngineError::invalid(path("field"), format!("unknown field {:?}", req.field)))?;
+            if !def.facetable {
+                return Err(EngineError::invalid(
+                    path("field"),
+                    format!("field {:?} is not facetable; declare it with facetable: true", req.field),
+                ));
+            }
+            let size = match req.size {
+                0 => DEFAULT_SIZE,
+                n if n < 0 => {
+                    return Err(EngineError::invalid(path("size"), format!("size must not be negative, got {n}")));
+                }
+                n => (n as usize).min(MAX_SIZE),
+            };
+            let interval = match (def.ty, req.interval.as_str()) {
+                (FieldType::Timestamp, "" | "month") => Interval::Month,
+                (FieldType::Timestamp, "day") => Interval::Day,
+                (FieldType::Timestamp, "week") => Interval::Week,
+                (FieldType::Timestamp, "year") => Interval::Year,
+                (FieldType::Timestamp, other) => {
+                    return Err(EngineError::invalid(
+                        path("interval"),
+                        format!("unknown interval {other:?}: expected day, week, month or year"),
+                    ));
+                }
+                (_, "") => Interval::Month,
+                (ty, _) => {
+                    return Err(EngineError::invalid(
+                        path("interval"),
+                        format!("interval applies to TIMESTAMP fields; {:?} is {}", req.field, ty.name()),
+                    ));
+                }
+            };
+            Ok(Facet {
+                field: req.field.clone(),
+                ty: def.ty,
+                size,
+                interval,
+            })
+        })
+        .collect()
+}
+
+/// Counts the values of every facet over all matching documents.
+pub struct FacetCollector {
+    pub facets: Vec<Facet>,
+}
+
+enum Source {
+    Str(Option<StrColumn>, HashMap<u64, u64>),
+    Int(Column<i64>),
+    Float(Column<f64>),
+    Bool(Column<bool>),
+    Date(Column<tantivy::DateTime>, Interval),
+}
+
+pub struct FacetSegmentCollector {
+    sources: Vec<(Source, HashMap<String, u64>)>,
+}
+
+impl Collector for FacetCollector {
+    type Fruit = Vec<FacetCounts>;
+    type Child = FacetSegmentCollector;
+
+    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let fast = reader.fast_fields();
+        let sources = self
+            .facets
+            .iter()
+            .map(|f| {
+                let source = match f.ty {
+                    FieldType::Integer => Source::Int(fast.i64(&f.field)?),
+                    FieldType::Float => Source::Float(fast.f64(&f.field)?),
+                    FieldType::Boolean => Source::Bool(fast.bool(&f.field)?),
+                    FieldType::Timestamp => Source::Date(fast.date(&f.field)?, f.interval),
+                    FieldType::Keyword | FieldType::Text => Source::Str(fast.str(&f.field)?, HashMap::new()),
+                };
+                Ok((source, HashMap::new()))
+            })
+            .collect::<tantivy::Result<_>>()?;
+        Ok(FacetSegmentCollector { sources })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<HashMap<String, u64>>>) -> tantivy::Result<Vec<FacetCounts>> {
+        let mut totals: Vec<HashMap<String, u64>> = vec![HashMap::new(); self.facets.len()];
+        for fruit in fruits {
+            for (total, counts) in totals.iter_mut().zip(fruit) {
+                for (value, count) in counts {
+                    *total.entry(value).or_default() += count;
+                }
+            }
+        }
+        Ok(self
+            .facets
+            .iter()
+            .zip(totals)
+            .map(|(facet, counts)| {
+                let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
+                if facet.ty == FieldType::Timestamp {
+                    // RFC 3339 in UTC with a fixed width sorts in time order for years 0–9999.
+                    buckets.sort();
+                } else {
+                    buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    buckets.truncate(facet.size);
+                }
+                FacetCounts {
+                    field: facet.field.clone(),
+                    buckets,
+                }
+            })
+            .collect())
+    }
+}
+
+impl SegmentCollector for FacetSegmentCollector {
+    type Fruit = Vec<HashMap<String, u64>>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (source, counts) in &mut self.sources {
+            match source {
+                Source::Str(Some(column), ords) => {
+                    for ord in column.term_ords(doc) {
+                        *ords.entry(ord).or_default() += 1;
+                    }
+                }
+                Source::Str(None, _) => {}
+                Source::Int(c) => {
+                    for v in c.values_for_doc(doc) {
+                        *counts.entry(v.to_string()).or_default() += 1;
+                    }
+                }
+                Source::Float(c) => {
+                    for v in c.values_for_doc(doc) {
+                        *counts.entry(v.to_string()).or_default() += 1;
+                    }
+                }
+                Source::Bool(c) => {
+                    for v in c.values_for_doc(doc) {
+                        *counts.entry(v.to_string()).or_default() += 1;
+                    }
+                }
+                Source::Date(c, interval) => {
+                    for v in c.values_for_doc(doc) {
+                        let start = bucket_start(v.into_timestamp_micros(), *interval);
+                        *counts.entry(timestamp::format(start)).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.sources
+            .into_iter()
+            .map(|(source, mut counts)| {
+                if let Source::Str(Some(column), ords) = source {
+                    let mut value = String::new();
+                    for (ord, count) in ords {
+                        if column.ord_to_str(ord, &mut value).unwrap_or(false) {
+                            *counts.entry(value.clone()).or_default() += count;
+                        }
+                    }
+                }
+                counts
+            })
+            .collect()
+    }
+}
+
+/// The start of the calendar bucket holding `micros`, in microseconds.
+fn bucket_start(micros: i64, interval: Interval) -> i64 {
+    let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000) else {
+        return micros;
+    };
+    let date = dt.date();
+    let start: Date = match interval {
+        Interval::Day => date,
+        Interval::Week => date - Duration::days(date.weekday().number_days_from_monday() as i64),
+        Interval::Month => date.replace_day(1).unwrap_or(date),
+        Interval::Year => Date::from_calendar_date(date.year(), Month::January, 1).unwrap_or(date),
+    };
+    (start.midnight().assume_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_buckets() {
+        let check = |input: &str, interval, want: &str| {
+            let micros = timestamp::parse(input).unwrap();
+            assert_eq!(timestamp::format(bucket_start(micros, interval)), want, "{input} {interval:?}");
+        };
+        check("2021-08-07T13:00:00Z", Interval::Day, "2021-08-07T00:00:00Z");
+        check("2021-08-07T13:00:00Z", Interval::Week, "2021-08-02T00:00:00Z");
+        check("2021-08-02T00:00:00Z", Interval::Week, "2021-08-02T00:00:00Z");
+        check("2021-08-07T13:00:00Z", Interval::Month, "2021-08-01T00:00:00Z");
+        check("2021-08-07T13:00:00Z", Interval::Year, "2021-01-01T00:00:00Z");
+        check("1969-12-31T23:00:00Z", Interval::Month, "1969-12-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,112 @@
+//! The domain: collections, schemas, documents, the tantivy index, and the query,
+//! filter and order languages. Knows nothing about tonic, prost or the wire types.
+
+mod analysis;
+mod collection;
+mod document;
+mod error;
+mod facet;
+mod filter;
+mod names;
+mod order;
+mod page_token;
+mod query;
+mod schema;
+mod search;
+pub mod timestamp;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+pub use analysis::Analyzer;
+pub use collection::{Collection, ImportResult, Patch, Stats, Update};
+pub use document::{Document, Fields, MAX_SAFE_INTEGER};
+pub use error::{EngineError, Result};
+pub use facet::{FacetCounts, FacetRequest};
+pub use names::{CollectionName, DocId, FieldName};
+pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
+pub use search::{Highlight, Hit, SearchRequest, SearchResults, page_size};
+
+use page_token::PageTokens;
+
+/// All collections, by name.
+#[derive(Default)]
+pub struct Engine {
+    /// A parking_lot (std-like) lock: held only to look up, insert or remove an
+    /// entry, never across an `.await`.
+    collections: RwLock<BTreeMap<CollectionName, Arc<Collection>>>,
+    tokens: Arc<PageTokens>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates an empty collection.
+    pub fn create_collection(&self, name: CollectionName, schema: CollectionSchema) -> Result<Arc<Collection>> {
+        let mut collections = self.collections.write();
+        if collections.contains_key(&name) {
+            return Err(EngineError::CollectionExists(name.to_string()));
+        }
+        let collection = Collection::new(name.clone(), schema)?;
+        collections.insert(name, collection.clone());
+        Ok(collection)
+    }
+
+    /// The collection `name`.
+    pub fn collection(&self, name: &CollectionName) -> Result<Arc<Collection>> {
+        self.collections
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::CollectionNotFound(name.to_string()))
+    }
+
+    /// Up to `limit` collections in name order, after `after`.
+    pub fn list_collections(&self, after: Option<&CollectionName>, limit: usize) -> Vec<Arc<Collection>> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.collections
+            .read()
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, c)| c.clone())
+            .collect()
+    }
+
+    /// Deletes the collection `name` and its documents.
+    pub fn delete_collection(&self, name: &CollectionName) -> Result<()> {
+        self.collections
+            .write()
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| EngineError::CollectionNotFound(name.to_string()))
+    }
+
+    /// Searches the collection `name`.
+    pub async fn search(&self, name: &CollectionName, request: SearchRequest) -> Result<SearchResults> {
+        let collection = self.collection(name)?;
+        let tokens = self.tokens.clone();
+        tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &request))
+            .await
+            .map_err(|e| EngineError::Internal(format!("search task failed: {e}")))?
+    }
+
+    /// Makes every collection's pending asynchronous writes visible.
+    pub async fn refresh_all(&self) -> Result<()> {
+        let pending: Vec<Arc<Collection>> = self
+            .collections
+            .read()
+            .values()
+            .filter(|c| c.has_pending_writes())
+            .cloned()
+            .collect();
+        for collection in pending {
+            collection.refresh().await?;
+        }
+        Ok(())
+    }
+}

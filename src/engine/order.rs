@@ -1,0 +1,219 @@
+//! `order_by`: parsing the sort keys and the collector that keeps the top
+//! documents by them. tantivy's `TopDocs` sorts on one fast field; several keys
+//! mixing fields, `_score` and a tie-break on the id need this small collector.
+
+use std::cmp::Ordering;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::error::{EngineError, Result};
+use super::schema::{CollectionSchema, FieldType, ID_FIELD};
+
+/// One sort key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SortKey {
+    /// `None` is relevance (`_score`).
+    pub field: Option<(String, FieldType)>,
+    pub descending: bool,
+}
+
+/// Parses `order_by` against the schema. Empty means relevance.
+pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> {
+    let mut keys: Vec<SortKey> = Vec::new();
+    if order_by.trim().is_empty() {
+        return Ok(keys);
+    }
+    for part in order_by.split(',') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let (name, descending) = match words.as_slice() {
+            [name] => (*name, None),
+            [name, "asc"] => (*name, Some(false)),
+            [name, "desc"] => (*name, Some(true)),
+            _ => {
+                return Err(EngineError::invalid(
+                    "order_by",
+                    format!("invalid sort key {:?}: expected `field`, `field asc` or `field desc`", part.trim()),
+                ));
+            }
+        };
+        let key = if name == "_score" {
+            SortKey {
+                field: None,
+                descending: descending.unwrap_or(true),
+            }
+        } else {
+            let (def, _) = schema
+                .field(name)
+                .ok_or_else(|| EngineError::invalid("order_by", format!("unknown field {name:?}")))?;
+            if !def.sortable {
+                return Err(EngineError::invalid(
+                    "order_by",
+                    format!("field {name:?} is not sortable; declare it with sortable: true"),
+                ));
+            }
+            SortKey {
+                field: Some((name.to_owned(), def.ty)),
+                descending: descending.unwrap_or(false),
+            }
+        };
+        if keys.iter().any(|k| k.field == key.field) {
+            return Err(EngineError::invalid("order_by", format!("{name:?} is listed twice")));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// A sort value of one document for one key.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub enum SortValue {
+    Missing,
+    Number(f64),
+    Text(String),
+}
+
+/// A document's sort values, its id for the tie-break, its score and address.
+#[derive(Clone, Debug)]
+pub struct Sorted {
+    pub values: Vec<SortValue>,
+    pub id: String,
+    pub score: Score,
+    pub address: DocAddress,
+}
+
+fn compare(keys: &[SortKey], a: &Sorted, b: &Sorted) -> Ordering {
+    for (key, (va, vb)) in keys.iter().zip(a.values.iter().zip(&b.values)) {
+        // Missing values sort last whatever the direction.
+        let ord = match (va, vb) {
+            (SortValue::Missing, SortValue::Missing) => Ordering::Equal,
+            (SortValue::Missing, _) => return Ordering::Greater,
+            (_, SortValue::Missing) => return Ordering::Less,
+            (a, b) => {
+                let ord = a.partial_cmp(b).unwrap_or(Ordering::Equal);
+                if key.descending { ord.reverse() } else { ord }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    a.id.cmp(&b.id)
+}
+
+/// Keeps the first `limit` documents by `keys`.
+pub struct SortCollector {
+    pub keys: Vec<SortKey>,
+    pub limit: usize,
+}
+
+enum KeyReader {
+    Score,
+    Number(Column<f64>),
+    Int(Column<i64>),
+    Bool(Column<bool>),
+    Date(Column<tantivy::DateTime>),
+    Str(Option<StrColumn>),
+}
+
+pub struct SortSegmentCollector {
+    keys: Vec<SortKey>,
+    readers: Vec<KeyReader>,
+    ids: Option<StrColumn>,
+    segment: SegmentOrdinal,
+    limit: usize,
+    docs: Vec<Sorted>,
+}
+
+impl Collector for SortCollector {
+    type Fruit = Vec<Sorted>;
+    type Child = SortSegmentCollector;
+
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let fast = reader.fast_fields();
+        let readers = self
+            .keys
+            .iter()
+            .map(|key| {
+                Ok(match &key.field {
+                    None => KeyReader::Score,
+                    Some((name, FieldType::Integer)) => KeyReader::Int(fast.i64(name)?),
+                    Some((name, FieldType::Float)) => KeyReader::Number(fast.f64(name)?),
+                    Some((name, FieldType::Boolean)) => KeyReader::Bool(fast.bool(name)?),
+                    Some((name, FieldType::Timestamp)) => KeyReader::Date(fast.date(name)?),
+                    Some((name, _)) => KeyReader::Str(fast.str(name)?),
+                })
+            })
+            .collect::<tantivy::Result<_>>()?;
+        Ok(SortSegmentCollector {
+            keys: self.keys.clone(),
+            readers,
+            ids: fast.str(ID_FIELD)?,
+            segment,
+            limit: self.limit,
+            docs: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.keys.iter().any(|k| k.field.is_none())
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<Sorted>>) -> tantivy::Result<Vec<Sorted>> {
+        let mut all: Vec<Sorted> = fruits.into_iter().flatten().collect();
+        all.sort_by(|a, b| compare(&self.keys, a, b));
+        all.truncate(self.limit);
+        Ok(all)
+    }
+}
+
+pub(crate) fn read_str(column: &Option<StrColumn>, doc: DocId) -> Option<String> {
+    let column = column.as_ref()?;
+    let ord = column.term_ords(doc).next()?;
+    let mut out = String::new();
+    column.ord_to_str(ord, &mut out).ok()?;
+    Some(out)
+}
+
+impl SegmentCollector for SortSegmentCollector {
+    type Fruit = Vec<Sorted>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let values = self
+            .readers
+            .iter()
+            .map(|reader| match reader {
+                KeyReader::Score => SortValue::Number(score as f64),
+                KeyReader::Number(c) => c.first(doc).map_or(SortValue::Missing, SortValue::Number),
+                KeyReader::Int(c) => c.first(doc).map_or(SortValue::Missing, |v| SortValue::Number(v as f64)),
+                KeyReader::Bool(c) => c
+                    .first(doc)
+                    .map_or(SortValue::Missing, |v| SortValue::Number(if v { 1.0 } else { 0.0 })),
+                KeyReader::Date(c) => c
+                    .first(doc)
+                    .map_or(SortValue::Missing, |v| SortValue::Number(v.into_timestamp_micros() as f64)),
+                KeyReader::Str(c) => read_str(c, doc).map_or(SortValue::Missing, SortValue::Text),
+            })
+            .collect();
+        self.docs.push(Sorted {
+            values,
+            id: read_str(&self.ids, doc).unwrap_or_default(),
+            score,
+            address: DocAddress::new(self.segment, doc),
+        });
+        // Keep memory bounded: trim to the best `limit` when the buffer doubles.
+        if self.docs.len() >= self.limit.max(64) * 2 {
+            let keys = &self.keys;
+            self.docs.sort_by(|a, b| compare(keys, a, b));
+            self.docs.truncate(self.limit);
+        }
+    }
+
+    fn harvest(mut self) -> Vec<Sorted> {
+        let keys = &self.keys;
+        self.docs.sort_by(|a, b| compare(keys, a, b));
+        self.docs.truncate(self.limit);
+        self.docs
+    }
+}

@@ -1,0 +1,241 @@
+//! Running a search on a collection's published view: query and filter, order,
+//! paging, facets and highlights.
+
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{DocAddress, Score};
+
+use super::collection::{Collection, View};
+use super::document::Document;
+use super::error::{EngineError, Result};
+use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
+use super::order::{self, SortCollector, read_str};
+use super::page_token::PageTokens;
+use super::schema::{FieldType, ID_FIELD};
+use super::{filter, query};
+
+/// The default page size of searches and lists.
+pub const DEFAULT_PAGE_SIZE: usize = 10;
+/// The largest page size; larger requests are coerced down (AIP-158).
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// The default snippet length in characters.
+pub const DEFAULT_FRAGMENT_SIZE: usize = 150;
+/// The longest snippet in characters.
+pub const MAX_FRAGMENT_SIZE: usize = 10_000;
+
+/// Highlighting options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Highlight {
+    /// Empty means every TEXT field.
+    pub fields: Vec<String>,
+    pub pre_tag: String,
+    pub post_tag: String,
+    /// 0 means the default.
+    pub fragment_size: i32,
+}
+
+/// A search request in engine terms.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRequest {
+    pub query: String,
+    pub filter: String,
+    pub order_by: String,
+    /// 0 means the default.
+    pub page_size: i32,
+    pub page_token: String,
+    pub highlight: Option<Highlight>,
+    pub facets: Vec<FacetRequest>,
+}
+
+/// One hit.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub score: Score,
+    pub document: Document,
+    /// `(field, snippets)` for fields with a match.
+    pub highlights: Vec<(String, Vec<String>)>,
+}
+
+/// A page of results.
+#[derive(Clone, Debug)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    pub total_size: u64,
+    pub next_page_token: String,
+    pub facets: Vec<FacetCounts>,
+}
+
+/// Coerces a client page size: 0 → default, above the maximum → maximum,
+/// negative → INVALID_ARGUMENT.
+pub fn page_size(requested: i32) -> Result<usize> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(EngineError::invalid(
+            "page_size",
+            format!("page_size must not be negative, got {n}"),
+        )),
+        n => Ok((n as usize).min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// Runs `request` on `collection`'s latest view.
+pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequest) -> Result<SearchResults> {
+    let schema = collection.schema();
+    let index = collection.index();
+    let limit = page_size(request.page_size)?;
+    let fingerprint = PageTokens::fingerprint(&[
+        collection.name().as_str(),
+        &request.query,
+        &request.filter,
+        &request.order_by,
+    ]);
+    let offset = tokens.decode(&request.page_token, fingerprint)?;
+    let offset = usize::try_from(offset).map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
+
+    let text_query = query::build(index, schema, &request.query)?;
+    let filter = filter::parse(&request.filter)?
+        .map(|expr| filter::build(index, schema, &expr))
+        .transpose()?;
+    let keys = order::parse(&request.order_by, schema)?;
+    let facets = facet::validate(&request.facets, schema)?;
+    let highlight = request.highlight.as_ref().map(|h| highlight_fields(collection, h)).transpose()?;
+
+    let full_query: Box<dyn Query> = match filter {
+        None => text_query.box_clone(),
+        // The filter must not change scores: it matches with a constant 0.
+        Some(filter) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, text_query.box_clone()),
+            (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))),
+        ])),
+    };
+
+    let view = collection.view();
+    let searcher = &view.searcher;
+    let end = offset.saturating_add(limit);
+    let facet_collector = FacetCollector { facets };
+    let (ranked, total, facet_counts): (Vec<(Score, DocAddress)>, usize, Vec<FacetCounts>) = if keys.is_empty() {
+        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score();
+        let (top, total, facets) = searcher.search(&*full_query, &(top, Count, facet_collector))?;
+        (top, total, facets)
+    } else {
+        let sort = SortCollector {
+            keys,
+            limit: end,
+        };
+        let (sorted, total, facets) = searcher.search(&*full_query, &(sort, Count, facet_collector))?;
+        let page = sorted
+            .into_iter()
+            .skip(offset)
+            .map(|s| (s.score, s.address))
+            .collect();
+        (page, total, facets)
+    };
+    let ranked: Vec<_> = ranked.into_iter().take(limit).collect();
+
+    let generators = match &highlight {
+        Some((fields, options)) => fields
+            .iter()
+            .map(|(name, field)| {
+                let mut generator = SnippetGenerator::create(searcher, &*text_query, *field)?;
+                generator.set_max_num_chars(options.1);
+                Ok((name.clone(), generator))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+
+    let mut hits = Vec::with_capacity(ranked.len());
+    for (score, address) in ranked {
+        let document = read_document(&view, address)?;
+        let mut highlights = Vec::new();
+        if let Some((_, (tags, _))) = &highlight {
+            for (name, generator) in &generators {
+                let Some(serde_json::Value::String(text)) = document.fields.get(name) else {
+                    continue;
+                };
+                let mut snippet = generator.snippet(text);
+                if snippet.highlighted().is_empty() {
+                    continue;
+                }
+                snippet.set_snippet_prefix_postfix(&tags.0, &tags.1);
+                highlights.push((name.clone(), vec![snippet.to_html()]));
+            }
+        }
+        hits.push(Hit {
+            score,
+            document,
+            highlights,
+        });
+    }
+    let next = offset + hits.len();
+    let next_page_token = if hits.len() == limit && next < total {
+        tokens.encode(next as u64, fingerprint)
+    } else {
+        String::new()
+    };
+    Ok(SearchResults {
+        hits,
+        total_size: total as u64,
+        next_page_token,
+        facets: facet_counts,
+    })
+}
+
+type HighlightPlan = (Vec<(String, tantivy::schema::Field)>, ((String, String), usize));
+
+fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightPlan> {
+    let schema = collection.schema();
+    let fields = if h.fields.is_empty() {
+        schema
+            .iter()
+            .filter(|(def, _)| def.ty == FieldType::Text)
+            .map(|(def, field)| (def.name.to_string(), field))
+            .collect()
+    } else {
+        h.fields
+            .iter()
+            .enumerate()
+            .map(|(i, name)| match schema.field(name) {
+                Some((def, field)) if def.ty == FieldType::Text => Ok((name.clone(), field)),
+                Some((def, _)) => Err(EngineError::invalid(
+                    format!("highlight.fields[{i}]"),
+                    format!("field {name:?} is {}; only TEXT fields are highlighted", def.ty.name()),
+                )),
+                None => Err(EngineError::invalid(
+                    format!("highlight.fields[{i}]"),
+                    format!("unknown field {name:?}"),
+                )),
+            })
+            .collect::<Result<_>>()?
+    };
+    let size = match h.fragment_size {
+        0 => DEFAULT_FRAGMENT_SIZE,
+        n if n < 0 => {
+            return Err(EngineError::invalid(
+                "highlight.fragment_size",
+                format!("fragment_size must not be negative, got {n}"),
+            ));
+        }
+        n => (n as usize).min(MAX_FRAGMENT_SIZE),
+    };
+    let pre = if h.pre_tag.is_empty() { "<em>" } else { &h.pre_tag };
+    let post = if h.post_tag.is_empty() { "</em>" } else { &h.post_tag };
+    Ok((fields, ((pre.to_owned(), post.to_owned()), size)))
+}
+
+fn read_document(view: &View, address: DocAddress) -> Result<Document> {
+    let segment = view.searcher.segment_reader(address.segment_ord);
+    let ids = segment.fast_fields().str(ID_FIELD)?;
+    let id = read_str(&ids, address.doc_id)
+        .ok_or_else(|| EngineError::Internal(format!("no id for {address:?}")))?;
+    let (id, stored) = view
+        .docs
+        .get_key_value(&id_key(&id)?)
+        .ok_or_else(|| EngineError::Internal(format!("indexed document {id:?} missing from its view")))?;
+    stored.to_document(id)
+}
+
+fn id_key(id: &str) -> Result<super::names::DocId> {
+    super::names::DocId::parse(id, "id").map_err(|e| EngineError::Internal(format!("stored id: {e}")))
+}

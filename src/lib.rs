@@ -1,0 +1,16 @@
+//! trove: a document store and full-text search service that speaks gRPC.
+//!
+//! The layers, from the wire inwards (`service → api → engine`):
+//! - [`server`] builds the tonic server: services, health, reflection, layers.
+//! - [`service`] holds the handlers, one per gRPC service, each thin.
+//! - [`api`] is the wire: generated types, conversions, the one error mapping.
+//! - [`engine`] is the domain: collections, documents, the tantivy index, the
+//!   query, filter and order languages. It knows nothing about tonic or prost.
+//! - [`seeds`] loads the sample articles; [`config`] is the command line.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod seeds;
+pub mod server;
+pub mod service;

@@ -1,0 +1,43 @@
+//! The `trove` binary: parse the configuration, start tracing, bind, serve until
+//! SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use trove::config::Cli;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Cli::parse().into_config();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TROVE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    trove::server::run(config, listener, shutdown_signal()).await
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,236 @@
+//! Builds and runs the tonic server: the three trove services, health, reflection
+//! (v1 and v1alpha), compression, message limits and the status-mapping layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
+use tonic::{Code, Status};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::pb::collection_service_server::CollectionServiceServer;
+use crate::api::pb::document_service_server::DocumentServiceServer;
+use crate::api::pb::search_service_server::SearchServiceServer;
+use crate::api::{self, map_transport_status};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::seeds;
+use crate::service::{CollectionHandler, DocumentHandler, SearchHandler};
+
+/// The largest request message accepted (one document of an import, a search).
+pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
+/// The largest response message sent (a page of up to 1000 documents).
+pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
+/// How often pending asynchronous writes are made visible.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The fully qualified names of trove's services, as health reports them.
+pub const SERVICE_NAMES: &[&str] = &[
+    "trove.v1.CollectionService",
+    "trove.v1.DocumentService",
+    "trove.v1.SearchService",
+];
+
+/// Serves on `listener` until `shutdown` completes. Health reports NOT_SERVING
+/// until the seeds are loaded.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let engine = Arc::new(Engine::new());
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_status(&reporter, ServingStatus::NotServing).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    macro_rules! configure {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_ENCODING_MESSAGE_BYTES)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd)
+        };
+    }
+    let collections = configure!(CollectionServiceServer::new(CollectionHandler { engine: engine.clone() }));
+    let documents = configure!(DocumentServiceServer::new(DocumentHandler { engine: engine.clone() }));
+    let search = configure!(SearchServiceServer::new(SearchHandler { engine: engine.clone() }));
+
+    let addr = listener.local_addr()?;
+    let server = Server::builder()
+        .layer(WireStatusLayer)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(collections)
+        .add_service(documents)
+        .add_service(search)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tracing::info!(%addr, "listening");
+    let server = tokio::spawn(server);
+
+    if !config.no_seeds {
+        match seeds::load(&engine, &config.seeds).await {
+            Ok(n) => tracing::info!(articles = n, dir = %config.seeds.display(), "seeds loaded"),
+            Err(err) => tracing::error!(%err, "loading seeds failed"),
+        }
+    }
+    set_status(&reporter, ServingStatus::Serving).await;
+    tracing::info!("serving");
+
+    let refresher = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(err) = engine.refresh_all().await {
+                    tracing::error!(%err, "refresh failed");
+                }
+            }
+        }
+    });
+    let result = server.await;
+    refresher.abort();
+    result??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Rewrites tonic's own statuses for bad input (see [`map_transport_status`]) and
+/// answers DEADLINE_EXCEEDED when a client's `grpc-timeout` passes; tonic itself
+/// would answer CANCELLED.
+#[derive(Clone, Copy, Debug)]
+pub struct WireStatusLayer;
+
+impl<S> tower::Layer<S> for WireStatusLayer {
+    type Service = WireStatus<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WireStatus { inner }
+    }
+}
+
+/// The service [`WireStatusLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct WireStatus<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for WireStatus<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        // Created before tonic's own timer (which wraps this service), so it fires
+        // first and the client gets DEADLINE_EXCEEDED rather than CANCELLED.
+        let sleep = timeout.map(tokio::time::sleep);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = match sleep {
+                Some(sleep) => tokio::select! {
+                    biased;
+                    response = response => response?,
+                    () = sleep => return Ok(Status::deadline_exceeded("deadline exceeded before the request completed").into_http()),
+                },
+                None => response.await?,
+            };
+            Ok(remap(response))
+        })
+    }
+}
+
+fn remap(mut response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+    let Some(status) = Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    if status.code() == Code::Ok {
+        return response;
+    }
+    if let Some((code, message)) = map_transport_status(status.code(), status.message()) {
+        let headers = response.headers_mut();
+        headers.remove("grpc-status");
+        headers.remove("grpc-message");
+        if let Err(err) = Status::new(code, message).add_header(headers) {
+            tracing::warn!(%err, "could not rewrite a status");
+        }
+    }
+    response
+}
+
+/// Parses a `grpc-timeout` header value: digits then a unit (H M S m u n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if !value.is_ascii() {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts() {
+        let check = |v: &str, want: Option<Duration>| assert_eq!(parse_grpc_timeout(v), want, "{v:?}");
+        check("5S", Some(Duration::from_secs(5)));
+        check("100m", Some(Duration::from_millis(100)));
+        check("2H", Some(Duration::from_secs(7200)));
+        check("1u", Some(Duration::from_micros(1)));
+        check("", None);
+        check("S", None);
+        check("5x", None);
+        check("123456789S", None);
+        check("é", None);
+    }
+}

@@ -1,0 +1,68 @@
+//! `trove.v1.CollectionService`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::collection_name;
+use crate::api::pb::collection_service_server::CollectionService;
+use crate::api::{self, pb};
+use crate::engine::{CollectionSchema, Engine, page_size};
+use crate::api::paging;
+
+/// Serves `CollectionService` from the engine.
+pub struct CollectionHandler {
+    pub engine: Arc<Engine>,
+}
+
+#[tonic::async_trait]
+impl CollectionService for CollectionHandler {
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let collection = request
+            .into_inner()
+            .collection
+            .ok_or_else(|| api::status_from(crate::engine::EngineError::invalid("collection", "collection is required")))?;
+        let name = collection_name(&collection.name, "collection.name")?;
+        let schema = CollectionSchema::new(&api::field_specs(collection.fields)?)?;
+        let created = self.engine.create_collection(name, schema)?;
+        Ok(Response::new(api::wire_collection(&created)))
+    }
+
+    async fn get_collection(
+        &self,
+        request: Request<pb::GetCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        let name = collection_name(&request.get_ref().name, "name")?;
+        let collection = self.engine.collection(&name)?;
+        Ok(Response::new(api::wire_collection(&collection)))
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let pb::ListCollectionsRequest { page_size: size, page_token } = request.into_inner();
+        let limit = page_size(size)?;
+        let after = paging::decode_after(&page_token)?
+            .map(|name| collection_name(&name, "page_token"))
+            .transpose()?;
+        let mut collections = self.engine.list_collections(after.as_ref(), limit + 1);
+        let next_page_token = paging::next_token(&mut collections, limit, |c| c.name().to_string());
+        Ok(Response::new(pb::ListCollectionsResponse {
+            collections: collections.iter().map(|c| api::wire_collection(c)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_collection(
+        &self,
+        request: Request<pb::DeleteCollectionRequest>,
+    ) -> Result<Response<()>, Status> {
+        let name = collection_name(&request.get_ref().name, "name")?;
+        self.engine.delete_collection(&name)?;
+        Ok(Response::new(()))
+    }
+}

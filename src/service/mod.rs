@@ -1,0 +1,23 @@
+//! Handlers: one type per gRPC service. Each handler validates, converts, calls
+//! the engine and converts back; none holds domain logic.
+
+mod collection;
+mod document;
+mod search;
+
+pub use collection::CollectionHandler;
+pub use document::DocumentHandler;
+pub use search::SearchHandler;
+
+use crate::engine::{CollectionName, DocId};
+use tonic::Status;
+
+/// A collection name from a request field.
+fn collection_name(name: &str, field: &str) -> Result<CollectionName, Status> {
+    Ok(CollectionName::parse(name, field)?)
+}
+
+/// A document id from a request field.
+fn doc_id(id: &str, field: &str) -> Result<DocId, Status> {
+    Ok(DocId::parse(id, field)?)
+}
