@@ -69,8 +69,10 @@ mod tests {
 
     #[test]
     fn bare_and_serve_parse_alike() {
-        let bare = Cli::parse_from(["trove", "--listen", "127.0.0.1:7", "--no-seeds"]).into_config();
-        let serve = Cli::parse_from(["trove", "serve", "--listen", "127.0.0.1:7", "--no-seeds"]).into_config();
+        let bare =
+            Cli::parse_from(["trove", "--listen", "127.0.0.1:7", "--no-seeds"]).into_config();
+        let serve = Cli::parse_from(["trove", "serve", "--listen", "127.0.0.1:7", "--no-seeds"])
+            .into_config();
         assert_eq!(bare.listen, serve.listen);
         assert!(bare.no_seeds && serve.no_seeds);
         let default = Cli::parse_from(["trove"]).into_config();

@@ -10,7 +10,9 @@ use trove::config::Cli;
 async fn main() -> anyhow::Result<()> {
     let config = Cli::parse().into_config();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TROVE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("TROVE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::engine::{CollectionName, CollectionSchema, DocId, Engine, EngineError, FieldSpec, FieldType, Fields};
+use crate::engine::{
+    CollectionName, CollectionSchema, DocId, Engine, EngineError, FieldSpec, FieldType, Fields,
+};
 
 /// The collection seeds load into.
 pub const NEWS: &str = "news";
@@ -79,9 +81,16 @@ fn first_sentence(text: &str) -> String {
     let line = text.lines().next().unwrap_or(text);
     let chars: Vec<char> = line.chars().collect();
     let end = (0..chars.len())
-        .find(|&i| matches!(chars[i], '.' | '!' | '?') && chars.get(i + 1).is_none_or(|c| c.is_whitespace()))
+        .find(|&i| {
+            matches!(chars[i], '.' | '!' | '?')
+                && chars.get(i + 1).is_none_or(|c| c.is_whitespace())
+        })
         .map_or(chars.len(), |i| i + 1);
-    chars[..end.min(MAX_TITLE_CHARS)].iter().collect::<String>().trim().to_owned()
+    chars[..end.min(MAX_TITLE_CHARS)]
+        .iter()
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// Loads every `*.txt` file of `dir` into the `news` collection (created if
@@ -109,11 +118,19 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
     paths.sort();
     let mut items = Vec::new();
     for path in paths {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|text| parse_article(&text))
-            .and_then(|article| Ok((DocId::parse(stem, "id").map_err(|e| e.to_string())?, article)));
+            .and_then(|article| {
+                Ok((
+                    DocId::parse(stem, "id").map_err(|e| e.to_string())?,
+                    article,
+                ))
+            });
         match parsed {
             Ok((id, article)) => items.push((Some(id), article_fields(article))),
             Err(err) => tracing::warn!(file = %path.display(), %err, "skipping seed file"),
@@ -148,11 +165,15 @@ mod tests {
 
     #[test]
     fn parses_articles() {
-        let a = parse_article(" date 2021-08-07 The US acted. Then more! Yes.\n\nNext para.").unwrap();
+        let a =
+            parse_article(" date 2021-08-07 The US acted. Then more! Yes.\n\nNext para.").unwrap();
         assert_eq!(a.date, "2021-08-07");
         assert_eq!(a.title, "The US acted.");
         assert_eq!(a.body, "The US acted. Then more! Yes.\n\nNext para.");
-        assert_eq!(parse_article("date 2021-08-07 No end").unwrap().title, "No end");
+        assert_eq!(
+            parse_article("date 2021-08-07 No end").unwrap().title,
+            "No end"
+        );
         assert!(parse_article("no header").is_err());
         assert!(parse_article("date 2021-13-07 text").is_err());
         assert!(parse_article("date 2021-08-07   ").is_err());

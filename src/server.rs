@@ -40,7 +40,11 @@ pub const SERVICE_NAMES: &[&str] = &[
 
 /// Serves on `listener` until `shutdown` completes. Health reports NOT_SERVING
 /// until the seeds are loaded.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::new());
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
@@ -65,9 +69,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
                 .send_compressed(CompressionEncoding::Zstd)
         };
     }
-    let collections = configure!(CollectionServiceServer::new(CollectionHandler { engine: engine.clone() }));
-    let documents = configure!(DocumentServiceServer::new(DocumentHandler { engine: engine.clone() }));
-    let search = configure!(SearchServiceServer::new(SearchHandler { engine: engine.clone() }));
+    let collections = configure!(CollectionServiceServer::new(CollectionHandler {
+        engine: engine.clone()
+    }));
+    let documents = configure!(DocumentServiceServer::new(DocumentHandler {
+        engine: engine.clone()
+    }));
+    let search = configure!(SearchServiceServer::new(SearchHandler {
+        engine: engine.clone()
+    }));
 
     let addr = listener.local_addr()?;
     let server = Server::builder()
@@ -222,7 +232,8 @@ mod tests {
 
     #[test]
     fn grpc_timeouts() {
-        let check = |v: &str, want: Option<Duration>| assert_eq!(parse_grpc_timeout(v), want, "{v:?}");
+        let check =
+            |v: &str, want: Option<Duration>| assert_eq!(parse_grpc_timeout(v), want, "{v:?}");
         check("5S", Some(Duration::from_secs(5)));
         check("100m", Some(Duration::from_millis(100)));
         check("2H", Some(Duration::from_secs(7200)));

@@ -9,8 +9,8 @@ use super::pb;
 use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
-    Collection, Document, EngineError, FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields,
-    Highlight, SearchRequest, SearchResults,
+    Collection, Document, EngineError, FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType,
+    Fields, Highlight, SearchRequest, SearchResults,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -91,7 +91,12 @@ pub fn wire_collection(collection: &Collection) -> pb::Collection {
     let stats = collection.stats();
     pb::Collection {
         name: collection.name().to_string(),
-        fields: collection.schema().fields().iter().map(wire_field).collect(),
+        fields: collection
+            .schema()
+            .fields()
+            .iter()
+            .map(wire_field)
+            .collect(),
         document_count: stats.document_count as i64,
         memory_bytes: stats.memory_bytes as i64,
         create_time: Some(timestamp(collection.create_time())),
@@ -100,7 +105,10 @@ pub fn wire_collection(collection: &Collection) -> pb::Collection {
 
 /// A document's id and fields from the wire; `path` prefixes error fields
 /// (`document`).
-pub fn document_parts(document: Option<pb::Document>, path: &str) -> Result<(String, Fields), Status> {
+pub fn document_parts(
+    document: Option<pb::Document>,
+    path: &str,
+) -> Result<(String, Fields), Status> {
     let pb::Document {
         id,
         fields,
@@ -177,7 +185,9 @@ impl ReadMask {
                 "create_time" => out.create_time = true,
                 "update_time" => out.update_time = true,
                 p => match p.strip_prefix("fields.") {
-                    Some(key) if !key.is_empty() => out.fields.get_or_insert_with(Vec::new).push(key.to_owned()),
+                    Some(key) if !key.is_empty() => {
+                        out.fields.get_or_insert_with(Vec::new).push(key.to_owned())
+                    }
                     _ => {
                         return Err(invalid(
                             format!("read_mask.paths[{i}]"),
@@ -213,7 +223,11 @@ impl ReadMask {
             })
         };
         pb::Document {
-            id: if self.id { id.to_string() } else { String::new() },
+            id: if self.id {
+                id.to_string()
+            } else {
+                String::new()
+            },
             fields,
             version: if self.version { version } else { 0 },
             create_time: self.create_time.then(|| timestamp(create_time)),
@@ -223,7 +237,9 @@ impl ReadMask {
 }
 
 /// A search request in engine terms, with its read mask.
-pub fn search_request(request: pb::SearchRequest) -> Result<(String, SearchRequest, ReadMask), Status> {
+pub fn search_request(
+    request: pb::SearchRequest,
+) -> Result<(String, SearchRequest, ReadMask), Status> {
     let pb::SearchRequest {
         collection,
         query,
@@ -252,8 +268,16 @@ pub fn search_request(request: pb::SearchRequest) -> Result<(String, SearchReque
     let facets = facets
         .into_iter()
         .map(|f| {
-            let pb::FacetRequest { field, size, interval } = f;
-            FacetRequest { field, size, interval }
+            let pb::FacetRequest {
+                field,
+                size,
+                interval,
+            } = f;
+            FacetRequest {
+                field,
+                size,
+                interval,
+            }
         })
         .collect();
     let mask = ReadMask::parse(read_mask)?;

@@ -17,7 +17,12 @@ pub fn decode_after(token: &str) -> Result<Option<String>, Status> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(Some)
-        .ok_or_else(|| invalid("page_token", "invalid page token: not one this server issued"))
+        .ok_or_else(|| {
+            invalid(
+                "page_token",
+                "invalid page token: not one this server issued",
+            )
+        })
 }
 
 /// Given up to `limit + 1` items, keeps `limit` and returns the token for the
@@ -25,7 +30,10 @@ pub fn decode_after(token: &str) -> Result<Option<String>, Status> {
 pub fn next_token<T>(items: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> String {
     if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|last| URL_SAFE_NO_PAD.encode(key(last))).unwrap_or_default()
+        items
+            .last()
+            .map(|last| URL_SAFE_NO_PAD.encode(key(last)))
+            .unwrap_or_default()
     } else {
         String::new()
     }

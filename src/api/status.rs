@@ -23,10 +23,17 @@ pub fn status_from(err: EngineError) -> Status {
         } => Status::with_error_details(
             Code::InvalidArgument,
             message,
-            ErrorDetails::with_bad_request_violation(field, format!("{description} at position {position}")),
+            ErrorDetails::with_bad_request_violation(
+                field,
+                format!("{description} at position {position}"),
+            ),
         ),
-        EngineError::CollectionNotFound(_) | EngineError::DocumentNotFound { .. } => Status::not_found(message),
-        EngineError::CollectionExists(_) | EngineError::DocumentExists { .. } => Status::already_exists(message),
+        EngineError::CollectionNotFound(_) | EngineError::DocumentNotFound { .. } => {
+            Status::not_found(message)
+        }
+        EngineError::CollectionExists(_) | EngineError::DocumentExists { .. } => {
+            Status::already_exists(message)
+        }
         EngineError::VersionMismatch { .. } => Status::aborted(message),
         EngineError::PageTokenExpired(_) => Status::with_error_details(
             Code::InvalidArgument,
@@ -86,7 +93,10 @@ mod tests {
             },
             Code::NotFound,
         );
-        check(EngineError::CollectionExists("c".into()), Code::AlreadyExists);
+        check(
+            EngineError::CollectionExists("c".into()),
+            Code::AlreadyExists,
+        );
         check(
             EngineError::DocumentExists {
                 collection: "c".into(),
@@ -102,7 +112,10 @@ mod tests {
             },
             Code::Aborted,
         );
-        check(EngineError::PageTokenExpired("x".into()), Code::InvalidArgument);
+        check(
+            EngineError::PageTokenExpired("x".into()),
+            Code::InvalidArgument,
+        );
         check(EngineError::Internal("x".into()), Code::Internal);
     }
 
@@ -117,11 +130,18 @@ mod tests {
     #[test]
     fn transport_statuses() {
         assert_eq!(
-            map_transport_status(Code::OutOfRange, "Error, decoded message length too large: found 5 bytes").unwrap().0,
+            map_transport_status(
+                Code::OutOfRange,
+                "Error, decoded message length too large: found 5 bytes"
+            )
+            .unwrap()
+            .0,
             Code::ResourceExhausted
         );
         assert_eq!(
-            map_transport_status(Code::Internal, "failed to decode Protobuf message: x").unwrap().0,
+            map_transport_status(Code::Internal, "failed to decode Protobuf message: x")
+                .unwrap()
+                .0,
             Code::InvalidArgument
         );
         assert!(map_transport_status(Code::Internal, "internal error").is_none());

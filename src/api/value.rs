@@ -24,7 +24,10 @@ pub fn struct_to_fields(s: Struct, path: &str) -> Result<Fields, Status> {
 
 fn value_to_json(value: Value, path: &str, depth: usize) -> Result<serde_json::Value, Status> {
     if depth > MAX_DEPTH {
-        return Err(invalid(path, format!("value nests deeper than {MAX_DEPTH} levels")));
+        return Err(invalid(
+            path,
+            format!("value nests deeper than {MAX_DEPTH} levels"),
+        ));
     }
     Ok(match value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
@@ -63,7 +66,10 @@ fn value_to_json(value: Value, path: &str, depth: usize) -> Result<serde_json::V
 /// JSON fields to a Struct.
 pub fn fields_to_struct(fields: Fields) -> Struct {
     Struct {
-        fields: fields.into_iter().map(|(k, v)| (k, json_to_value(v))).collect(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k, json_to_value(v)))
+            .collect(),
     }
 }
 

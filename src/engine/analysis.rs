@@ -96,10 +96,7 @@ fn standard() -> tantivy::tokenizer::TextAnalyzerBuilder<impl tantivy::tokenizer
 
 fn stemmed(lang: Language) -> TextAnalyzer {
     match StopWordFilter::new(lang) {
-        Some(stop) => standard()
-            .filter(stop)
-            .filter(Stemmer::new(lang))
-            .build(),
+        Some(stop) => standard().filter(stop).filter(Stemmer::new(lang)).build(),
         None => standard().filter(Stemmer::new(lang)).build(),
     }
 }
@@ -131,7 +128,10 @@ mod tests {
 
     #[test]
     fn analyzers() {
-        assert_eq!(tokens(Analyzer::Standard, "Café Déjà-vu"), ["cafe", "deja", "vu"]);
+        assert_eq!(
+            tokens(Analyzer::Standard, "Café Déjà-vu"),
+            ["cafe", "deja", "vu"]
+        );
         assert_eq!(
             tokens(Analyzer::English, "The Taliban are running attacks"),
             ["taliban", "run", "attack"]

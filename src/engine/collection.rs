@@ -225,7 +225,12 @@ impl Collection {
     }
 
     /// Deletes a document; `expected_version` 0 means don't check.
-    pub async fn delete(self: &Arc<Self>, id: DocId, expected_version: u64, wait: bool) -> Result<()> {
+    pub async fn delete(
+        self: &Arc<Self>,
+        id: DocId,
+        expected_version: u64,
+        wait: bool,
+    ) -> Result<()> {
         let this = self.clone();
         let seq = blocking(move || {
             let mut state = this.write.lock();
@@ -239,7 +244,10 @@ impl Collection {
     /// Applies a batch of imports under one lock: each item creates or replaces
     /// its document. One failure does not stop the others. Does not wait for
     /// visibility: call [`Collection::refresh`] after the last batch.
-    pub async fn import(self: &Arc<Self>, items: Vec<(Option<DocId>, Fields)>) -> Result<Vec<ImportResult>> {
+    pub async fn import(
+        self: &Arc<Self>,
+        items: Vec<(Option<DocId>, Fields)>,
+    ) -> Result<Vec<ImportResult>> {
         let this = self.clone();
         blocking(move || {
             let mut state = this.write.lock();
@@ -276,10 +284,19 @@ impl Collection {
     }
 
     async fn finish(self: &Arc<Self>, seq: u64, wait: bool) -> Result<()> {
-        if wait { self.wait_visible(seq).await } else { Ok(()) }
+        if wait {
+            self.wait_visible(seq).await
+        } else {
+            Ok(())
+        }
     }
 
-    fn apply_create(&self, state: &mut WriteState, id: Option<DocId>, mut fields: Fields) -> Result<Document> {
+    fn apply_create(
+        &self,
+        state: &mut WriteState,
+        id: Option<DocId>,
+        mut fields: Fields,
+    ) -> Result<Document> {
         let id = match id {
             Some(id) => {
                 if self.docs.read().contains_key(&id) {
@@ -381,7 +398,12 @@ impl Collection {
         })
     }
 
-    fn apply_delete(&self, state: &mut WriteState, id: &DocId, expected_version: u64) -> Result<()> {
+    fn apply_delete(
+        &self,
+        state: &mut WriteState,
+        id: &DocId,
+        expected_version: u64,
+    ) -> Result<()> {
         let current = self.docs.read().get(id).cloned();
         let Some(current) = current else {
             return Err(self.not_found(id));

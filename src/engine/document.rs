@@ -85,7 +85,11 @@ impl StoredDoc {
 /// Checks every declared field of `fields` against `schema`, normalises values
 /// in place (timestamps to RFC 3339 UTC) and builds the tantivy document.
 /// Undeclared fields pass through unchecked and unindexed.
-pub fn prepare(schema: &CollectionSchema, id: &DocId, fields: &mut Fields) -> Result<TantivyDocument> {
+pub fn prepare(
+    schema: &CollectionSchema,
+    id: &DocId,
+    fields: &mut Fields,
+) -> Result<TantivyDocument> {
     let mut doc = TantivyDocument::default();
     doc.add_text(schema.id_field(), id.as_str());
     for (def, field) in schema.iter() {
@@ -131,7 +135,11 @@ fn index_value(
             let int = n
                 .as_i64()
                 .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-                .filter(|i| i.abs() <= MAX_SAFE_INTEGER && n.as_f64().is_some_and(|f| f.abs() <= MAX_SAFE_INTEGER as f64))
+                .filter(|i| {
+                    i.abs() <= MAX_SAFE_INTEGER
+                        && n.as_f64()
+                            .is_some_and(|f| f.abs() <= MAX_SAFE_INTEGER as f64)
+                })
                 .ok_or_else(|| {
                     EngineError::invalid(
                         path(),
@@ -145,7 +153,10 @@ fn index_value(
             doc.add_i64(field, int);
         }
         (FieldType::Float, Value::Number(n)) => {
-            let f = n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| wrong(&Value::Number(n.clone())))?;
+            let f = n
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| wrong(&Value::Number(n.clone())))?;
             doc.add_f64(field, f);
         }
         (FieldType::Boolean, Value::Bool(b)) => doc.add_bool(field, *b),
@@ -235,16 +246,24 @@ mod tests {
     fn values_are_checked_and_normalised() {
         check(
             json!({"title": "t", "tags": ["a", "b"], "n": 3.0, "x": 1.5, "b": true, "extra": {"any": [1]}}),
-            Ok(json!({"title": "t", "tags": ["a", "b"], "n": 3, "x": 1.5, "b": true, "extra": {"any": [1]}})),
+            Ok(
+                json!({"title": "t", "tags": ["a", "b"], "n": 3, "x": 1.5, "b": true, "extra": {"any": [1]}}),
+            ),
         );
         check(json!({"tags": "one"}), Ok(json!({"tags": "one"})));
-        check(json!({"date": "2021-08-07"}), Ok(json!({"date": "2021-08-07T00:00:00Z"})));
+        check(
+            json!({"date": "2021-08-07"}),
+            Ok(json!({"date": "2021-08-07T00:00:00Z"})),
+        );
         check(
             json!({"date": "2021-08-07T10:00:00.1234567+02:00"}),
             Ok(json!({"date": "2021-08-07T08:00:00.123456Z"})),
         );
         check(json!({"n": null}), Ok(json!({"n": null})));
-        check(json!({"n": 9007199254740992i64}), Ok(json!({"n": 9007199254740992i64})));
+        check(
+            json!({"n": 9007199254740992i64}),
+            Ok(json!({"n": 9007199254740992i64})),
+        );
     }
 
     #[test]
@@ -264,7 +283,10 @@ mod tests {
 
     #[test]
     fn stored_doc_round_trips() {
-        let fields = json!({"title": "hello", "n": 1}).as_object().unwrap().clone();
+        let fields = json!({"title": "hello", "n": 1})
+            .as_object()
+            .unwrap()
+            .clone();
         let stored = StoredDoc::new(&fields, 2, 10, 20).unwrap();
         assert_eq!(stored.fields().unwrap(), fields);
         assert!(stored.memory_bytes() > 0);

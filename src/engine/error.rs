@@ -38,7 +38,11 @@ pub enum EngineError {
 
     /// `expected_version` does not match the document's current version.
     #[error("document {id:?} is at version {actual}, not the expected version {expected}")]
-    VersionMismatch { id: String, expected: u64, actual: u64 },
+    VersionMismatch {
+        id: String,
+        expected: u64,
+        actual: u64,
+    },
 
     /// A page token that the server no longer honours (it outlived the snapshot
     /// or the server restarted).

@@ -62,7 +62,10 @@ pub fn validate(requests: &[FacetRequest], schema: &CollectionSchema) -> Result<
     if requests.len() > MAX_FACETS {
         return Err(EngineError::invalid(
             "facets",
-            format!("{} facets requested; the limit is {MAX_FACETS}", requests.len()),
+            format!(
+                "{} facets requested; the limit is {MAX_FACETS}",
+                requests.len()
+            ),
         ));
     }
     requests
@@ -70,19 +73,25 @@ pub fn validate(requests: &[FacetRequest], schema: &CollectionSchema) -> Result<
         .enumerate()
         .map(|(i, req)| {
             let path = |p: &str| format!("facets[{i}].{p}");
-            let (def, _) = schema
-                .field(&req.field)
-                .ok_or_else(|| EngineError::invalid(path("field"), format!("unknown field {:?}", req.field)))?;
+            let (def, _) = schema.field(&req.field).ok_or_else(|| {
+                EngineError::invalid(path("field"), format!("unknown field {:?}", req.field))
+            })?;
             if !def.facetable {
                 return Err(EngineError::invalid(
                     path("field"),
-                    format!("field {:?} is not facetable; declare it with facetable: true", req.field),
+                    format!(
+                        "field {:?} is not facetable; declare it with facetable: true",
+                        req.field
+                    ),
                 ));
             }
             let size = match req.size {
                 0 => DEFAULT_SIZE,
                 n if n < 0 => {
-                    return Err(EngineError::invalid(path("size"), format!("size must not be negative, got {n}")));
+                    return Err(EngineError::invalid(
+                        path("size"),
+                        format!("size must not be negative, got {n}"),
+                    ));
                 }
                 n => (n as usize).min(MAX_SIZE),
             };
@@ -101,7 +110,11 @@ pub fn validate(requests: &[FacetRequest], schema: &CollectionSchema) -> Result<
                 (ty, _) => {
                     return Err(EngineError::invalid(
                         path("interval"),
-                        format!("interval applies to TIMESTAMP fields; {:?} is {}", req.field, ty.name()),
+                        format!(
+                            "interval applies to TIMESTAMP fields; {:?} is {}",
+                            req.field,
+                            ty.name()
+                        ),
                     ));
                 }
             };
@@ -136,7 +149,11 @@ impl Collector for FacetCollector {
     type Fruit = Vec<FacetCounts>;
     type Child = FacetSegmentCollector;
 
-    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         let fast = reader.fast_fields();
         let sources = self
             .facets
@@ -147,7 +164,9 @@ impl Collector for FacetCollector {
                     FieldType::Float => Source::Float(fast.f64(&f.field)?),
                     FieldType::Boolean => Source::Bool(fast.bool(&f.field)?),
                     FieldType::Timestamp => Source::Date(fast.date(&f.field)?, f.interval),
-                    FieldType::Keyword | FieldType::Text => Source::Str(fast.str(&f.field)?, HashMap::new()),
+                    FieldType::Keyword | FieldType::Text => {
+                        Source::Str(fast.str(&f.field)?, HashMap::new())
+                    }
                 };
                 Ok((source, HashMap::new()))
             })
@@ -159,7 +178,10 @@ impl Collector for FacetCollector {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<HashMap<String, u64>>>) -> tantivy::Result<Vec<FacetCounts>> {
+    fn merge_fruits(
+        &self,
+        fruits: Vec<Vec<HashMap<String, u64>>>,
+    ) -> tantivy::Result<Vec<FacetCounts>> {
         let mut totals: Vec<HashMap<String, u64>> = vec![HashMap::new(); self.facets.len()];
         for fruit in fruits {
             for (total, counts) in totals.iter_mut().zip(fruit) {
@@ -268,13 +290,41 @@ mod tests {
     fn calendar_buckets() {
         let check = |input: &str, interval, want: &str| {
             let micros = timestamp::parse(input).unwrap();
-            assert_eq!(timestamp::format(bucket_start(micros, interval)), want, "{input} {interval:?}");
+            assert_eq!(
+                timestamp::format(bucket_start(micros, interval)),
+                want,
+                "{input} {interval:?}"
+            );
         };
-        check("2021-08-07T13:00:00Z", Interval::Day, "2021-08-07T00:00:00Z");
-        check("2021-08-07T13:00:00Z", Interval::Week, "2021-08-02T00:00:00Z");
-        check("2021-08-02T00:00:00Z", Interval::Week, "2021-08-02T00:00:00Z");
-        check("2021-08-07T13:00:00Z", Interval::Month, "2021-08-01T00:00:00Z");
-        check("2021-08-07T13:00:00Z", Interval::Year, "2021-01-01T00:00:00Z");
-        check("1969-12-31T23:00:00Z", Interval::Month, "1969-12-01T00:00:00Z");
+        check(
+            "2021-08-07T13:00:00Z",
+            Interval::Day,
+            "2021-08-07T00:00:00Z",
+        );
+        check(
+            "2021-08-07T13:00:00Z",
+            Interval::Week,
+            "2021-08-02T00:00:00Z",
+        );
+        check(
+            "2021-08-02T00:00:00Z",
+            Interval::Week,
+            "2021-08-02T00:00:00Z",
+        );
+        check(
+            "2021-08-07T13:00:00Z",
+            Interval::Month,
+            "2021-08-01T00:00:00Z",
+        );
+        check(
+            "2021-08-07T13:00:00Z",
+            Interval::Year,
+            "2021-01-01T00:00:00Z",
+        );
+        check(
+            "1969-12-31T23:00:00Z",
+            Interval::Month,
+            "1969-12-01T00:00:00Z",
+        );
     }
 }

@@ -192,7 +192,11 @@ impl Parser {
             self.pos += 1;
             terms.push(self.and(depth)?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::Or(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
     }
 
     fn and(&mut self, depth: usize) -> Result<Expr> {
@@ -207,7 +211,11 @@ impl Parser {
                 Some(_) => terms.push(self.unary(depth)?),
             }
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::And(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
     }
 
     fn unary(&mut self, depth: usize) -> Result<Expr> {
@@ -245,7 +253,9 @@ impl Parser {
                     _ => {
                         return Err(syntax(
                             self.here(),
-                            format!("expected a comparison operator (= != < <= > >= :) after {field:?}"),
+                            format!(
+                                "expected a comparison operator (= != < <= > >= :) after {field:?}"
+                            ),
                         ));
                     }
                 };
@@ -262,7 +272,10 @@ impl Parser {
                     position,
                 })
             }
-            Some(_) => Err(syntax(position, "expected a comparison like `field = value` or '('")),
+            Some(_) => Err(syntax(
+                position,
+                "expected a comparison like `field = value` or '('",
+            )),
             None => Err(syntax(position, "unexpected end of filter")),
         }
     }
@@ -273,7 +286,10 @@ pub fn parse(filter: &str) -> Result<Option<Expr>> {
     if filter.len() > MAX_FILTER_BYTES {
         return Err(EngineError::invalid(
             "filter",
-            format!("filter is {} bytes long; the limit is {MAX_FILTER_BYTES}", filter.len()),
+            format!(
+                "filter is {} bytes long; the limit is {MAX_FILTER_BYTES}",
+                filter.len()
+            ),
         ));
     }
     let toks = lex(filter)?;
@@ -344,7 +360,10 @@ fn compare(
     let bad_value = |what: &str| {
         syntax(
             position,
-            format!("field {name:?} is {}: {value:?} is not {what}", def.ty.name()),
+            format!(
+                "field {name:?} is {}: {value:?} is not {what}",
+                def.ty.name()
+            ),
         )
     };
     let term = match def.ty {
@@ -399,7 +418,10 @@ fn compare(
         Op::Eq | Op::Has => term_query(term),
         Op::Ne => not(term_query(term)),
         _ if def.ty == FieldType::Boolean => {
-            return Err(syntax(position, format!("field {name:?} is BOOLEAN: only = and != apply")));
+            return Err(syntax(
+                position,
+                format!("field {name:?} is BOOLEAN: only = and != apply"),
+            ));
         }
         Op::Lt => range(field, Bound::Unbounded, Bound::Excluded(term)),
         Op::Le => range(field, Bound::Unbounded, Bound::Included(term)),
@@ -445,11 +467,17 @@ mod tests {
         check(
             "NOT (a < 1 OR b != x) c:y",
             Some(Expr::And(vec![
-                Expr::Not(Box::new(Expr::Or(vec![cmp("a", Op::Lt, "1", 5), cmp("b", Op::Ne, "x", 14)]))),
+                Expr::Not(Box::new(Expr::Or(vec![
+                    cmp("a", Op::Lt, "1", 5),
+                    cmp("b", Op::Ne, "x", 14),
+                ]))),
                 cmp("c", Op::Has, "y", 22),
             ])),
         );
-        check("-a = 1", Some(Expr::Not(Box::new(cmp("a", Op::Eq, "1", 1)))));
+        check(
+            "-a = 1",
+            Some(Expr::Not(Box::new(cmp("a", Op::Eq, "1", 1)))),
+        );
         check(r#"a = "x \" y""#, Some(cmp("a", Op::Eq, "x \" y", 0)));
     }
 
@@ -471,9 +499,19 @@ mod tests {
 
     #[test]
     fn depth_is_limited() {
-        let deep = format!("{}a = 1{}", "(".repeat(MAX_DEPTH + 2), ")".repeat(MAX_DEPTH + 2));
-        assert!(matches!(parse(&deep), Err(EngineError::InvalidArgument { .. })));
+        let deep = format!(
+            "{}a = 1{}",
+            "(".repeat(MAX_DEPTH + 2),
+            ")".repeat(MAX_DEPTH + 2)
+        );
+        assert!(matches!(
+            parse(&deep),
+            Err(EngineError::InvalidArgument { .. })
+        ));
         let nots = format!("{}a = 1", "NOT ".repeat(MAX_DEPTH + 2));
-        assert!(matches!(parse(&nots), Err(EngineError::InvalidArgument { .. })));
+        assert!(matches!(
+            parse(&nots),
+            Err(EngineError::InvalidArgument { .. })
+        ));
     }
 }

@@ -47,7 +47,11 @@ impl Engine {
     }
 
     /// Creates an empty collection.
-    pub fn create_collection(&self, name: CollectionName, schema: CollectionSchema) -> Result<Arc<Collection>> {
+    pub fn create_collection(
+        &self,
+        name: CollectionName,
+        schema: CollectionSchema,
+    ) -> Result<Arc<Collection>> {
         let mut collections = self.collections.write();
         if collections.contains_key(&name) {
             return Err(EngineError::CollectionExists(name.to_string()));
@@ -67,7 +71,11 @@ impl Engine {
     }
 
     /// Up to `limit` collections in name order, after `after`.
-    pub fn list_collections(&self, after: Option<&CollectionName>, limit: usize) -> Vec<Arc<Collection>> {
+    pub fn list_collections(
+        &self,
+        after: Option<&CollectionName>,
+        limit: usize,
+    ) -> Vec<Arc<Collection>> {
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.collections
             .read()
@@ -87,7 +95,11 @@ impl Engine {
     }
 
     /// Searches the collection `name`.
-    pub async fn search(&self, name: &CollectionName, request: SearchRequest) -> Result<SearchResults> {
+    pub async fn search(
+        &self,
+        name: &CollectionName,
+        request: SearchRequest,
+    ) -> Result<SearchResults> {
         let collection = self.collection(name)?;
         let tokens = self.tokens.clone();
         tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &request))

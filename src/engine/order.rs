@@ -34,7 +34,10 @@ pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> 
             _ => {
                 return Err(EngineError::invalid(
                     "order_by",
-                    format!("invalid sort key {:?}: expected `field`, `field asc` or `field desc`", part.trim()),
+                    format!(
+                        "invalid sort key {:?}: expected `field`, `field asc` or `field desc`",
+                        part.trim()
+                    ),
                 ));
             }
         };
@@ -44,9 +47,9 @@ pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> 
                 descending: descending.unwrap_or(true),
             }
         } else {
-            let (def, _) = schema
-                .field(name)
-                .ok_or_else(|| EngineError::invalid("order_by", format!("unknown field {name:?}")))?;
+            let (def, _) = schema.field(name).ok_or_else(|| {
+                EngineError::invalid("order_by", format!("unknown field {name:?}"))
+            })?;
             if !def.sortable {
                 return Err(EngineError::invalid(
                     "order_by",
@@ -59,7 +62,10 @@ pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> 
             }
         };
         if keys.iter().any(|k| k.field == key.field) {
-            return Err(EngineError::invalid("order_by", format!("{name:?} is listed twice")));
+            return Err(EngineError::invalid(
+                "order_by",
+                format!("{name:?} is listed twice"),
+            ));
         }
         keys.push(key);
     }
@@ -130,7 +136,11 @@ impl Collector for SortCollector {
     type Fruit = Vec<Sorted>;
     type Child = SortSegmentCollector;
 
-    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
         let fast = reader.fast_fields();
         let readers = self
             .keys
@@ -186,13 +196,15 @@ impl SegmentCollector for SortSegmentCollector {
             .map(|reader| match reader {
                 KeyReader::Score => SortValue::Number(score as f64),
                 KeyReader::Number(c) => c.first(doc).map_or(SortValue::Missing, SortValue::Number),
-                KeyReader::Int(c) => c.first(doc).map_or(SortValue::Missing, |v| SortValue::Number(v as f64)),
-                KeyReader::Bool(c) => c
+                KeyReader::Int(c) => c
                     .first(doc)
-                    .map_or(SortValue::Missing, |v| SortValue::Number(if v { 1.0 } else { 0.0 })),
-                KeyReader::Date(c) => c
-                    .first(doc)
-                    .map_or(SortValue::Missing, |v| SortValue::Number(v.into_timestamp_micros() as f64)),
+                    .map_or(SortValue::Missing, |v| SortValue::Number(v as f64)),
+                KeyReader::Bool(c) => c.first(doc).map_or(SortValue::Missing, |v| {
+                    SortValue::Number(if v { 1.0 } else { 0.0 })
+                }),
+                KeyReader::Date(c) => c.first(doc).map_or(SortValue::Missing, |v| {
+                    SortValue::Number(v.into_timestamp_micros() as f64)
+                }),
                 KeyReader::Str(c) => read_str(c, doc).map_or(SortValue::Missing, SortValue::Text),
             })
             .collect();

@@ -43,7 +43,10 @@ impl PageTokens {
     fn mac(&self, payload: &[u8]) -> [u8; MAC_BYTES] {
         // Keyed hash over a fixed-length payload: a length-extension attack needs a
         // longer payload, which `decode` rejects.
-        let digest = Sha256::new().chain_update(self.key).chain_update(payload).finalize();
+        let digest = Sha256::new()
+            .chain_update(self.key)
+            .chain_update(payload)
+            .finalize();
         let mut out = [0u8; MAC_BYTES];
         out.copy_from_slice(&digest[..MAC_BYTES]);
         out
@@ -66,7 +69,8 @@ impl PageTokens {
         if token.is_empty() {
             return Ok(0);
         }
-        let invalid = |why: &str| EngineError::invalid("page_token", format!("invalid page token: {why}"));
+        let invalid =
+            |why: &str| EngineError::invalid("page_token", format!("invalid page token: {why}"));
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| invalid("not a token this server issued"))?;
@@ -76,8 +80,15 @@ impl PageTokens {
         let (payload, mac) = bytes.split_at(17);
         // Compare without an early exit so timing does not reveal the MAC.
         let expected = self.mac(payload);
-        if expected.iter().zip(mac).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
-            return Err(invalid("signature mismatch (altered, or issued before a restart)"));
+        if expected
+            .iter()
+            .zip(mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0
+        {
+            return Err(invalid(
+                "signature mismatch (altered, or issued before a restart)",
+            ));
         }
         if payload[9..17] != fingerprint {
             return Err(invalid(
@@ -119,6 +130,9 @@ mod tests {
 
     #[test]
     fn fingerprint_separates_parts() {
-        assert_ne!(PageTokens::fingerprint(&["ab", "c"]), PageTokens::fingerprint(&["a", "bc"]));
+        assert_ne!(
+            PageTokens::fingerprint(&["ab", "c"]),
+            PageTokens::fingerprint(&["a", "bc"])
+        );
     }
 }

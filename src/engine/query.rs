@@ -14,7 +14,9 @@
 //! optional (OR: more matches rank higher), `+` clauses are required, `-` clauses
 //! exclude.
 
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhraseQuery, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Index, Term};
 
@@ -51,7 +53,10 @@ pub fn parse(query: &str) -> Result<Vec<Clause>> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(EngineError::invalid(
             "query",
-            format!("query is {} bytes long; the limit is {MAX_QUERY_BYTES}", query.len()),
+            format!(
+                "query is {} bytes long; the limit is {MAX_QUERY_BYTES}",
+                query.len()
+            ),
         ));
     }
     let chars: Vec<char> = query.chars().collect();
@@ -75,7 +80,10 @@ pub fn parse(query: &str) -> Result<Vec<Clause>> {
             _ => Modifier::Should,
         };
         if modifier != Modifier::Should && (i >= chars.len() || chars[i].is_whitespace()) {
-            return Err(syntax(start, format!("'{}' must be followed by a word or phrase", chars[start])));
+            return Err(syntax(
+                start,
+                format!("'{}' must be followed by a word or phrase", chars[start]),
+            ));
         }
         // An optional `field:` prefix: a field-name-shaped run followed by ':'.
         let mut field = None;
@@ -150,9 +158,9 @@ pub fn build(index: &Index, schema: &CollectionSchema, query: &str) -> Result<Bo
         let targets = match &clause.field {
             None => default_fields.clone(),
             Some(name) => {
-                let (def, field) = schema.field(name).ok_or_else(|| {
-                    syntax(clause.position, format!("unknown field {name:?}"))
-                })?;
+                let (def, field) = schema
+                    .field(name)
+                    .ok_or_else(|| syntax(clause.position, format!("unknown field {name:?}")))?;
                 if !matches!(def.ty, FieldType::Text | FieldType::Keyword) {
                     return Err(syntax(
                         clause.position,
@@ -168,7 +176,11 @@ pub fn build(index: &Index, schema: &CollectionSchema, query: &str) -> Result<Bo
         let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (field, boost) in targets {
             if let Some(q) = text_query(index, field, &clause.text)? {
-                let q: Box<dyn Query> = if boost == 1.0 { q } else { Box::new(BoostQuery::new(q, boost)) };
+                let q: Box<dyn Query> = if boost == 1.0 {
+                    q
+                } else {
+                    Box::new(BoostQuery::new(q, boost))
+                };
                 alternatives.push((Occur::Should, q));
             }
         }
@@ -182,7 +194,10 @@ pub fn build(index: &Index, schema: &CollectionSchema, query: &str) -> Result<Bo
             // an optional or excluded one is dropped.
             0 if occur == Occur::Must => Box::new(EmptyQuery),
             0 => continue,
-            1 => alternatives.pop().map(|(_, q)| q).unwrap_or_else(|| Box::new(EmptyQuery)),
+            1 => alternatives
+                .pop()
+                .map(|(_, q)| q)
+                .unwrap_or_else(|| Box::new(EmptyQuery)),
             _ => Box::new(BooleanQuery::new(alternatives)),
         };
         positive |= occur != Occur::MustNot;
@@ -200,7 +215,11 @@ pub fn build(index: &Index, schema: &CollectionSchema, query: &str) -> Result<Bo
 
 /// The query for `text` in one field, analysed with that field's analyzer: a term,
 /// or a phrase when the text makes several terms. `None` when it makes no terms.
-pub(crate) fn text_query(index: &Index, field: Field, text: &str) -> Result<Option<Box<dyn Query>>> {
+pub(crate) fn text_query(
+    index: &Index,
+    field: Field,
+    text: &str,
+) -> Result<Option<Box<dyn Query>>> {
     let mut analyzer = index.tokenizer_for_field(field)?;
     let mut stream = analyzer.token_stream(text);
     let mut terms: Vec<(usize, Term)> = Vec::new();
@@ -225,7 +244,13 @@ pub(crate) fn text_query(index: &Index, field: Field, text: &str) -> Result<Opti
 mod tests {
     use super::*;
 
-    fn clause(modifier: Modifier, field: Option<&str>, text: &str, phrase: bool, position: usize) -> Clause {
+    fn clause(
+        modifier: Modifier,
+        field: Option<&str>,
+        text: &str,
+        phrase: bool,
+        position: usize,
+    ) -> Clause {
         Clause {
             modifier,
             field: field.map(str::to_owned),
@@ -278,7 +303,10 @@ mod tests {
 
     #[test]
     fn limits() {
-        assert!(matches!(parse(&"a ".repeat(MAX_CLAUSES + 1)), Err(EngineError::InvalidArgument { .. })));
+        assert!(matches!(
+            parse(&"a ".repeat(MAX_CLAUSES + 1)),
+            Err(EngineError::InvalidArgument { .. })
+        ));
         assert!(matches!(
             parse(&"a".repeat(MAX_QUERY_BYTES + 1)),
             Err(EngineError::InvalidArgument { .. })

@@ -108,10 +108,7 @@ impl CollectionSchema {
         if specs.len() > MAX_FIELDS {
             return Err(EngineError::invalid(
                 "collection.fields",
-                format!(
-                    "{} fields declared; the limit is {MAX_FIELDS}",
-                    specs.len()
-                ),
+                format!("{} fields declared; the limit is {MAX_FIELDS}", specs.len()),
             ));
         }
         let mut seen = HashSet::new();
@@ -185,7 +182,10 @@ fn validate_field(spec: &FieldSpec, path: &str) -> Result<FieldDef> {
     let ty = spec.ty.ok_or_else(|| {
         EngineError::invalid(
             format!("{path}.type"),
-            format!("field {:?}: a type is required (FIELD_TYPE_UNSPECIFIED)", spec.name),
+            format!(
+                "field {:?}: a type is required (FIELD_TYPE_UNSPECIFIED)",
+                spec.name
+            ),
         )
     })?;
     let analyzer = match (ty, spec.analyzer.as_str()) {
@@ -232,7 +232,7 @@ fn validate_field(spec: &FieldSpec, path: &str) -> Result<FieldDef> {
         ));
     }
     let boost = match spec.boost {
-        b if b == 0.0 => 1.0,
+        0.0 => 1.0,
         b if b.is_finite() && b > 0.0 => b,
         b => {
             return Err(EngineError::invalid(
@@ -341,10 +341,16 @@ mod tests {
     fn rejects_bad_fields() {
         assert_eq!(error_field(&[spec("a", None)]), "collection.fields[0].type");
         assert_eq!(
-            error_field(&[spec("a", Some(FieldType::Text)), spec("a", Some(FieldType::Keyword))]),
+            error_field(&[
+                spec("a", Some(FieldType::Text)),
+                spec("a", Some(FieldType::Keyword))
+            ]),
             "collection.fields[1].name"
         );
-        assert_eq!(error_field(&[spec("1a", Some(FieldType::Text))]), "collection.fields[0].name");
+        assert_eq!(
+            error_field(&[spec("1a", Some(FieldType::Text))]),
+            "collection.fields[0].name"
+        );
         let mut s = spec("t", Some(FieldType::Text));
         s.sortable = true;
         assert_eq!(error_field(&[s]), "collection.fields[0].sortable");

@@ -80,7 +80,11 @@ pub fn page_size(requested: i32) -> Result<usize> {
 }
 
 /// Runs `request` on `collection`'s latest view.
-pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequest) -> Result<SearchResults> {
+pub fn search(
+    collection: &Collection,
+    tokens: &PageTokens,
+    request: &SearchRequest,
+) -> Result<SearchResults> {
     let schema = collection.schema();
     let index = collection.index();
     let limit = page_size(request.page_size)?;
@@ -91,7 +95,8 @@ pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequ
         &request.order_by,
     ]);
     let offset = tokens.decode(&request.page_token, fingerprint)?;
-    let offset = usize::try_from(offset).map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
+    let offset = usize::try_from(offset)
+        .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
 
     let text_query = query::build(index, schema, &request.query)?;
     let filter = filter::parse(&request.filter)?
@@ -99,7 +104,11 @@ pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequ
         .transpose()?;
     let keys = order::parse(&request.order_by, schema)?;
     let facets = facet::validate(&request.facets, schema)?;
-    let highlight = request.highlight.as_ref().map(|h| highlight_fields(collection, h)).transpose()?;
+    let highlight = request
+        .highlight
+        .as_ref()
+        .map(|h| highlight_fields(collection, h))
+        .transpose()?;
 
     let full_query: Box<dyn Query> = match filter {
         None => text_query.box_clone(),
@@ -114,16 +123,18 @@ pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequ
     let searcher = &view.searcher;
     let end = offset.saturating_add(limit);
     let facet_collector = FacetCollector { facets };
-    let (ranked, total, facet_counts): (Vec<(Score, DocAddress)>, usize, Vec<FacetCounts>) = if keys.is_empty() {
-        let top = TopDocs::with_limit(limit.max(1)).and_offset(offset).order_by_score();
+    let (ranked, total, facet_counts): (Vec<(Score, DocAddress)>, usize, Vec<FacetCounts>) = if keys
+        .is_empty()
+    {
+        let top = TopDocs::with_limit(limit.max(1))
+            .and_offset(offset)
+            .order_by_score();
         let (top, total, facets) = searcher.search(&*full_query, &(top, Count, facet_collector))?;
         (top, total, facets)
     } else {
-        let sort = SortCollector {
-            keys,
-            limit: end,
-        };
-        let (sorted, total, facets) = searcher.search(&*full_query, &(sort, Count, facet_collector))?;
+        let sort = SortCollector { keys, limit: end };
+        let (sorted, total, facets) =
+            searcher.search(&*full_query, &(sort, Count, facet_collector))?;
         let page = sorted
             .into_iter()
             .skip(offset)
@@ -182,7 +193,10 @@ pub fn search(collection: &Collection, tokens: &PageTokens, request: &SearchRequ
     })
 }
 
-type HighlightPlan = (Vec<(String, tantivy::schema::Field)>, ((String, String), usize));
+type HighlightPlan = (
+    Vec<(String, tantivy::schema::Field)>,
+    ((String, String), usize),
+);
 
 fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightPlan> {
     let schema = collection.schema();
@@ -200,7 +214,10 @@ fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightP
                 Some((def, field)) if def.ty == FieldType::Text => Ok((name.clone(), field)),
                 Some((def, _)) => Err(EngineError::invalid(
                     format!("highlight.fields[{i}]"),
-                    format!("field {name:?} is {}; only TEXT fields are highlighted", def.ty.name()),
+                    format!(
+                        "field {name:?} is {}; only TEXT fields are highlighted",
+                        def.ty.name()
+                    ),
                 )),
                 None => Err(EngineError::invalid(
                     format!("highlight.fields[{i}]"),
@@ -219,8 +236,16 @@ fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightP
         }
         n => (n as usize).min(MAX_FRAGMENT_SIZE),
     };
-    let pre = if h.pre_tag.is_empty() { "<em>" } else { &h.pre_tag };
-    let post = if h.post_tag.is_empty() { "</em>" } else { &h.post_tag };
+    let pre = if h.pre_tag.is_empty() {
+        "<em>"
+    } else {
+        &h.pre_tag
+    };
+    let post = if h.post_tag.is_empty() {
+        "</em>"
+    } else {
+        &h.post_tag
+    };
     Ok((fields, ((pre.to_owned(), post.to_owned()), size)))
 }
 
@@ -229,13 +254,13 @@ fn read_document(view: &View, address: DocAddress) -> Result<Document> {
     let ids = segment.fast_fields().str(ID_FIELD)?;
     let id = read_str(&ids, address.doc_id)
         .ok_or_else(|| EngineError::Internal(format!("no id for {address:?}")))?;
-    let (id, stored) = view
-        .docs
-        .get_key_value(&id_key(&id)?)
-        .ok_or_else(|| EngineError::Internal(format!("indexed document {id:?} missing from its view")))?;
+    let (id, stored) = view.docs.get_key_value(&id_key(&id)?).ok_or_else(|| {
+        EngineError::Internal(format!("indexed document {id:?} missing from its view"))
+    })?;
     stored.to_document(id)
 }
 
 fn id_key(id: &str) -> Result<super::names::DocId> {
-    super::names::DocId::parse(id, "id").map_err(|e| EngineError::Internal(format!("stored id: {e}")))
+    super::names::DocId::parse(id, "id")
+        .map_err(|e| EngineError::Internal(format!("stored id: {e}")))
 }

@@ -55,12 +55,22 @@ mod tests {
     #[test]
     fn parse_and_format() {
         let check = |input: &str, expected: Option<&str>| {
-            assert_eq!(parse(input).ok().map(format).as_deref(), expected, "{input:?}");
+            assert_eq!(
+                parse(input).ok().map(format).as_deref(),
+                expected,
+                "{input:?}"
+            );
         };
         check("2021-08-07", Some("2021-08-07T00:00:00Z"));
         check("2021-08-07T12:30:00Z", Some("2021-08-07T12:30:00Z"));
-        check("2021-08-07T12:30:00.5-01:00", Some("2021-08-07T13:30:00.500000Z"));
-        check("1969-12-31T23:59:59.999999Z", Some("1969-12-31T23:59:59.999999Z"));
+        check(
+            "2021-08-07T12:30:00.5-01:00",
+            Some("2021-08-07T13:30:00.500000Z"),
+        );
+        check(
+            "1969-12-31T23:59:59.999999Z",
+            Some("1969-12-31T23:59:59.999999Z"),
+        );
         check("2021-8-7", None);
         check("2021-13-01", None);
         check("2021-08-07 12:30:00", None);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
+use crate::api::paging;
 use crate::api::pb::collection_service_server::CollectionService;
 use crate::api::{self, pb};
 use crate::engine::{CollectionSchema, Engine, page_size};
-use crate::api::paging;
 
 /// Serves `CollectionService` from the engine.
 pub struct CollectionHandler {
@@ -21,10 +21,12 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
-        let collection = request
-            .into_inner()
-            .collection
-            .ok_or_else(|| api::status_from(crate::engine::EngineError::invalid("collection", "collection is required")))?;
+        let collection = request.into_inner().collection.ok_or_else(|| {
+            api::status_from(crate::engine::EngineError::invalid(
+                "collection",
+                "collection is required",
+            ))
+        })?;
         let name = collection_name(&collection.name, "collection.name")?;
         let schema = CollectionSchema::new(&api::field_specs(collection.fields)?)?;
         let created = self.engine.create_collection(name, schema)?;
@@ -44,7 +46,10 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
-        let pb::ListCollectionsRequest { page_size: size, page_token } = request.into_inner();
+        let pb::ListCollectionsRequest {
+            page_size: size,
+            page_token,
+        } = request.into_inner();
         let limit = page_size(size)?;
         let after = paging::decode_after(&page_token)?
             .map(|name| collection_name(&name, "page_token"))
@@ -52,7 +57,10 @@ impl CollectionService for CollectionHandler {
         let mut collections = self.engine.list_collections(after.as_ref(), limit + 1);
         let next_page_token = paging::next_token(&mut collections, limit, |c| c.name().to_string());
         Ok(Response::new(pb::ListCollectionsResponse {
-            collections: collections.iter().map(|c| api::wire_collection(c)).collect(),
+            collections: collections
+                .iter()
+                .map(|c| api::wire_collection(c))
+                .collect(),
             next_page_token,
         }))
     }

@@ -30,16 +30,23 @@ impl DocumentService for DocumentHandler {
             document,
             async_visibility,
         } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         let (id, fields) = api::document_parts(document, "document")?;
         let id = optional_id(&id, "document.id")?;
         let doc = collection.create(id, fields, !async_visibility).await?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
-    async fn get_document(&self, request: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
+    async fn get_document(
+        &self,
+        request: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::Document>, Status> {
         let pb::GetDocumentRequest { collection, id } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         let doc = collection.get(&doc_id(&id, "id")?)?;
         Ok(Response::new(api::wire_document(doc)))
     }
@@ -57,7 +64,9 @@ impl DocumentService for DocumentHandler {
             expected_version,
             async_visibility,
         } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         let (id, fields) = api::document_parts(document, "document")?;
         let id = doc_id(&id, "document.id")?;
         let keys = api::mask_keys(update_mask.unwrap_or_default())?;
@@ -83,14 +92,19 @@ impl DocumentService for DocumentHandler {
         Ok(Response::new(api::wire_document(doc)))
     }
 
-    async fn delete_document(&self, request: Request<pb::DeleteDocumentRequest>) -> Result<Response<()>, Status> {
+    async fn delete_document(
+        &self,
+        request: Request<pb::DeleteDocumentRequest>,
+    ) -> Result<Response<()>, Status> {
         let pb::DeleteDocumentRequest {
             collection,
             id,
             expected_version,
             async_visibility,
         } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         collection
             .delete(doc_id(&id, "id")?, expected_version, !async_visibility)
             .await?;
@@ -106,7 +120,9 @@ impl DocumentService for DocumentHandler {
             page_size: size,
             page_token,
         } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         let limit = page_size(size)?;
         let after = paging::decode_after(&page_token)?
             .map(|id| doc_id(&id, "page_token"))
@@ -124,7 +140,9 @@ impl DocumentService for DocumentHandler {
         request: Request<pb::BatchGetDocumentsRequest>,
     ) -> Result<Response<pb::BatchGetDocumentsResponse>, Status> {
         let pb::BatchGetDocumentsRequest { collection, ids } = request.into_inner();
-        let collection = self.engine.collection(&collection_name(&collection, "collection")?)?;
+        let collection = self
+            .engine
+            .collection(&collection_name(&collection, "collection")?)?;
         if ids.len() > MAX_BATCH_GET {
             return Err(api::status_from(EngineError::invalid(
                 "ids",
@@ -134,7 +152,11 @@ impl DocumentService for DocumentHandler {
         let documents = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| Ok(api::wire_document(collection.get(&doc_id(id, &format!("ids[{i}]"))?)?)))
+            .map(|(i, id)| {
+                Ok(api::wire_document(
+                    collection.get(&doc_id(id, &format!("ids[{i}]"))?)?,
+                ))
+            })
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(pb::BatchGetDocumentsResponse { documents }))
     }
@@ -157,7 +179,9 @@ impl DocumentService for DocumentHandler {
             } = message;
             let target = match &collection {
                 None => {
-                    let target = self.engine.collection(&collection_name(&name, "collection")?)?;
+                    let target = self
+                        .engine
+                        .collection(&collection_name(&name, "collection")?)?;
                     wait = !async_visibility;
                     collection.insert(target)
                 }
@@ -169,7 +193,10 @@ impl DocumentService for DocumentHandler {
             } else {
                 Err(api::status_from(EngineError::invalid(
                     "collection",
-                    format!("this import writes to {:?}, not {name:?}", target.name().as_str()),
+                    format!(
+                        "this import writes to {:?}, not {name:?}",
+                        target.name().as_str()
+                    ),
                 )))
             };
             match parsed {
@@ -188,13 +215,19 @@ impl DocumentService for DocumentHandler {
                 target.refresh().await?;
             }
         }
+        // Decoding failures are recorded as they arrive, engine failures per batch.
+        response.failures.sort_by_key(|f| f.index);
         Ok(Response::new(response))
     }
 }
 
 /// An optional document id: empty means the server generates one.
 fn optional_id(id: &str, field: &str) -> Result<Option<DocId>, Status> {
-    if id.is_empty() { Ok(None) } else { doc_id(id, field).map(Some) }
+    if id.is_empty() {
+        Ok(None)
+    } else {
+        doc_id(id, field).map(Some)
+    }
 }
 
 async fn apply_batch(
@@ -211,7 +244,12 @@ async fn apply_batch(
         .map(|(i, id, _)| (*i, id.as_ref().map(|d| d.to_string()).unwrap_or_default()))
         .collect();
     let results = collection
-        .import(items.into_iter().map(|(_, id, fields)| (id, fields)).collect())
+        .import(
+            items
+                .into_iter()
+                .map(|(_, id, fields)| (id, fields))
+                .collect(),
+        )
         .await?;
     for ((index, id), result) in ids.into_iter().zip(results) {
         match result {
@@ -222,7 +260,12 @@ async fn apply_batch(
     Ok(())
 }
 
-fn record_failure(response: &mut pb::ImportDocumentsResponse, index: i64, id: String, status: &Status) {
+fn record_failure(
+    response: &mut pb::ImportDocumentsResponse,
+    index: i64,
+    id: String,
+    status: &Status,
+) {
     response.failed_count += 1;
     response.failures.push(pb::ImportFailure {
         index,

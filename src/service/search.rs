@@ -16,7 +16,10 @@ pub struct SearchHandler {
 
 #[tonic::async_trait]
 impl SearchService for SearchHandler {
-    async fn search(&self, request: Request<pb::SearchRequest>) -> Result<Response<pb::SearchResponse>, Status> {
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
         let (collection, search, mask) = api::search_request(request.into_inner())?;
         let name = collection_name(&collection, "collection")?;
         let results = self.engine.search(&name, search).await?;

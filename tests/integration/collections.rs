@@ -1,0 +1,226 @@
+//! CollectionService and health.
+
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use trove::api::pb::{self, Collection, FieldType};
+
+use crate::harness::{Server, bad_request_field, field, test_fields};
+
+fn create(name: &str, fields: Vec<pb::Field>) -> pb::CreateCollectionRequest {
+    pb::CreateCollectionRequest {
+        collection: Some(Collection {
+            name: name.into(),
+            fields,
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn create_get_list_delete() {
+    let mut s = Server::start().await;
+    let created = s.create_test_collection("books").await;
+    assert_eq!(created.name, "books");
+    assert_eq!(created.fields.len(), test_fields().len());
+    assert_eq!(created.fields[0].boost, 2.0);
+    assert_eq!(created.fields[1].boost, 1.0, "boost 0 means 1.0");
+    assert_eq!(created.fields[0].analyzer, "standard");
+    assert_eq!(created.document_count, 0);
+    assert!(created.create_time.is_some());
+
+    s.put("books", "a", serde_json::json!({"title": "hello"}))
+        .await;
+    let got = s
+        .collections
+        .get_collection(pb::GetCollectionRequest {
+            name: "books".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.document_count, 1);
+    assert!(got.memory_bytes > 0);
+
+    for name in ["c1", "c2", "c3"] {
+        s.create_test_collection(name).await;
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = s
+            .collections
+            .list_collections(pb::ListCollectionsRequest {
+                page_size: 3,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.collections.len() <= 3);
+        names.extend(page.collections.into_iter().map(|c| c.name));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(names, ["books", "c1", "c2", "c3"]);
+
+    s.collections
+        .delete_collection(pb::DeleteCollectionRequest {
+            name: "books".into(),
+        })
+        .await
+        .unwrap();
+    let err = s
+        .collections
+        .get_collection(pb::GetCollectionRequest {
+            name: "books".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = s
+        .collections
+        .delete_collection(pb::DeleteCollectionRequest {
+            name: "books".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn create_errors() {
+    let mut s = Server::start().await;
+    s.create_test_collection("dup").await;
+    let err = s
+        .collections
+        .create_collection(create("dup", test_fields()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+
+    let cases: Vec<(pb::CreateCollectionRequest, &str)> = vec![
+        (create("Bad", vec![]), "collection.name"),
+        (create("", vec![]), "collection.name"),
+        (create(&"a".repeat(64), vec![]), "collection.name"),
+        (
+            create("ok", vec![field("t", FieldType::Unspecified, |_| {})]),
+            "collection.fields[0].type",
+        ),
+        (
+            create(
+                "ok",
+                vec![
+                    field("t", FieldType::Text, |_| {}),
+                    field("t", FieldType::Keyword, |_| {}),
+                ],
+            ),
+            "collection.fields[1].name",
+        ),
+        (
+            create("ok", vec![field("1t", FieldType::Text, |_| {})]),
+            "collection.fields[0].name",
+        ),
+        (
+            create("ok", vec![field("_id", FieldType::Text, |_| {})]),
+            "collection.fields[0].name",
+        ),
+        (
+            create(
+                "ok",
+                vec![field("t", FieldType::Text, |f| f.sortable = true)],
+            ),
+            "collection.fields[0].sortable",
+        ),
+        (
+            create(
+                "ok",
+                vec![field("t", FieldType::Text, |f| {
+                    f.analyzer = "klingon".into()
+                })],
+            ),
+            "collection.fields[0].analyzer",
+        ),
+        (
+            create("ok", vec![field("t", FieldType::Text, |f| f.boost = -1.0)]),
+            "collection.fields[0].boost",
+        ),
+        (
+            create(
+                "ok",
+                vec![{
+                    let mut f = field("t", FieldType::Text, |_| {});
+                    f.r#type = 99;
+                    f
+                }],
+            ),
+            "collection.fields[0].type",
+        ),
+        (
+            pb::CreateCollectionRequest { collection: None },
+            "collection",
+        ),
+    ];
+    for (request, want) in cases {
+        let err = s
+            .collections
+            .create_collection(request.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{request:?}");
+        assert_eq!(bad_request_field(&err), want, "{request:?}");
+    }
+    let err = s
+        .collections
+        .list_collections(pb::ListCollectionsRequest {
+            page_size: -1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_field(&err), "page_size");
+    let err = s
+        .collections
+        .get_collection(pb::GetCollectionRequest {
+            name: "NOPE".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn health_reports_every_service_serving_after_start_up() {
+    let mut s = Server::start_seeded().await;
+    for service in [
+        "",
+        "trove.v1.CollectionService",
+        "trove.v1.DocumentService",
+        "trove.v1.SearchService",
+    ] {
+        let status = s
+            .health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let err = s
+        .health
+        .check(HealthCheckRequest {
+            service: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    s.stop().await;
+}

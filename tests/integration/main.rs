@@ -1,0 +1,8 @@
+//! Integration tests: each test starts the real server on an ephemeral port and
+//! drives it through the generated tonic clients.
+
+mod collections;
+mod documents;
+mod harness;
+mod search;
+mod wire;

@@ -1,0 +1,453 @@
+//! SearchService.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+use tonic::Code;
+use trove::api::pb;
+
+use crate::harness::{Server, bad_request_field, ids, query, to_json};
+
+/// A collection `c` with a few documents of every field type.
+async fn library() -> Server {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let docs = [
+        (
+            "a",
+            json!({"title": "Rust in Action", "body": "Systems programming with ownership and borrowing", "tags": ["rust", "systems"], "n": 3, "price": 39.5, "live": true, "date": "2021-08-07"}),
+        ),
+        (
+            "b",
+            json!({"title": "Programming Rust", "body": "Fast, safe systems development; the borrow checker explained", "tags": ["rust"], "n": 1, "price": 45.0, "live": false, "date": "2021-07-01T10:00:00Z"}),
+        ),
+        (
+            "c",
+            json!({"title": "Python Crash Course", "body": "A hands-on introduction to programming", "tags": "python", "n": 2, "price": 25.0, "live": true, "date": "2020-01-15"}),
+        ),
+        (
+            "d",
+            json!({"title": "The Go Programming Language", "body": "Concurrency with goroutines and channels", "tags": ["go", "systems"], "n": 5, "live": true, "date": "2021-08-20"}),
+        ),
+        (
+            "e",
+            json!({"title": "Untitled", "body": "Nothing about programming languages here, only gardening"}),
+        ),
+    ];
+    for (id, fields) in docs {
+        s.put("c", id, fields).await;
+    }
+    s
+}
+
+#[tokio::test]
+async fn relevance_phrases_modifiers_and_fields() {
+    let mut s = library().await;
+    let found = s.find(query("c", "rust")).await;
+    assert_eq!(found.total_size, 2);
+    let mut got = ids(&found);
+    got.sort();
+    assert_eq!(got, ["a", "b"]);
+    let all = s.find(query("c", "programming rust systems")).await;
+    assert!(
+        all.hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "scores never increase"
+    );
+    assert!(all.hits.iter().all(|h| h.score > 0.0));
+
+    let check = |q: &'static str, want: &'static [&'static str]| (q, want);
+    for (q, want) in [
+        check("\"borrow checker\"", &["b"]),
+        check("\"checker borrow\"", &[]),
+        check("+rust +action", &["a"]),
+        check("programming -rust", &["c", "d", "e"]),
+        check("-rust", &["c", "d", "e"]),
+        check("title:rust", &["a", "b"]),
+        check("body:rust", &[]),
+        check("tags:systems", &["a", "d"]),
+        check("tags:\"python\"", &["c"]),
+        // The english analyzer stems: "languages" finds "language" and "languages".
+        check("body:languages", &["e"]),
+        check("nothingmatches", &[]),
+    ] {
+        let mut got = ids(&s.find(query("c", q)).await);
+        got.sort();
+        assert_eq!(got, want, "{q}");
+    }
+    // Title is boosted ×2: a title match outranks a body match.
+    let ranked = s.find(query("c", "gardening python")).await;
+    assert_eq!(ids(&ranked)[0], "c");
+    // Empty query: everything, score 0.
+    let everything = s.find(query("c", "")).await;
+    assert_eq!(everything.total_size, 5);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn filters_on_every_type() {
+    let mut s = library().await;
+    let cases: &[(&str, &[&str])] = &[
+        ("tags = \"rust\"", &["a", "b"]),
+        ("tags = systems", &["a", "d"]),
+        ("tags != rust", &["c", "d", "e"]),
+        ("n >= 2", &["a", "c", "d"]),
+        ("n > 2 AND n < 5", &["a"]),
+        ("n = 1 OR n = 5", &["b", "d"]),
+        ("price <= 39.5", &["a", "c"]),
+        ("live = true", &["a", "c", "d"]),
+        ("NOT live = true", &["b", "e"]),
+        ("date >= \"2021-08-01\"", &["a", "d"]),
+        ("date < \"2021-07-01T10:00:00Z\"", &["c"]),
+        ("date >= \"2021-08-01\" AND tags = \"rust\"", &["a"]),
+        ("(tags = go OR tags = python) live = true", &["c", "d"]),
+    ];
+    for (filter, want) in cases {
+        let mut request = query("c", "");
+        request.filter = filter.to_string();
+        let found = s.find(request).await;
+        let mut got = ids(&found);
+        got.sort();
+        assert_eq!(got, *want, "{filter}");
+        assert_eq!(found.total_size as usize, want.len(), "{filter}");
+    }
+    // A filter does not change scores.
+    let plain = s.find(query("c", "rust")).await;
+    let mut filtered = query("c", "rust");
+    filtered.filter = "n >= 0".into();
+    let filtered = s.find(filtered).await;
+    let scores = |r: &pb::SearchResponse| {
+        r.hits
+            .iter()
+            .map(|h| (h.id.clone(), h.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&plain), scores(&filtered));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn order_by_keys_missing_last_and_ties_by_id() {
+    let mut s = library().await;
+    let order = |o: &str| {
+        let mut r = query("c", "");
+        r.order_by = o.into();
+        r
+    };
+    assert_eq!(ids(&s.find(order("n")).await), ["b", "c", "a", "d", "e"]);
+    assert_eq!(
+        ids(&s.find(order("n desc")).await),
+        ["d", "a", "c", "b", "e"]
+    );
+    assert_eq!(
+        ids(&s.find(order("date desc")).await),
+        ["d", "a", "b", "c", "e"]
+    );
+    // live: false < true; ties broken by the next key, then by id.
+    assert_eq!(
+        ids(&s.find(order("live desc, price")).await),
+        ["c", "a", "d", "b", "e"]
+    );
+    assert_eq!(ids(&s.find(order("live")).await), ["b", "a", "c", "d", "e"]);
+    assert_eq!(ids(&s.find(order("tags")).await)[..2], ["d", "c"]);
+    let mut relevance_then_n = query("c", "programming");
+    relevance_then_n.order_by = "_score desc, n".into();
+    let found = s.find(relevance_then_n).await;
+    assert!(found.hits.windows(2).all(|w| w[0].score >= w[1].score));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn page_tokens_walk_every_hit_once() {
+    let mut s = Server::start().await;
+    s.create_test_collection("p").await;
+    for i in 0..57 {
+        s.put(
+            "p",
+            &format!("{i:03}"),
+            json!({"title": format!("page word{}", i % 7), "n": i % 5}),
+        )
+        .await;
+    }
+    for order in ["", "n desc"] {
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let mut request = query("p", "page word3");
+            request.order_by = order.into();
+            request.page_size = 10;
+            request.page_token = token;
+            let page = s.find(request).await;
+            assert_eq!(page.total_size, 57);
+            seen.extend(ids(&page));
+            token = page.next_page_token;
+            pages += 1;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(pages, 6);
+        assert_eq!(seen.len(), 57, "{order:?}");
+        assert_eq!(
+            seen.iter().collect::<HashSet<_>>().len(),
+            57,
+            "no repeats for {order:?}"
+        );
+    }
+    // page_size: coerced down above 1000, negative refused.
+    let mut big = query("p", "");
+    big.page_size = 5000;
+    assert_eq!(s.find(big).await.hits.len(), 57);
+    let mut negative = query("p", "");
+    negative.page_size = -1;
+    assert_eq!(s.search_code(negative).await, Code::InvalidArgument);
+
+    // A token is bound to its request and cannot be forged.
+    let mut first = query("p", "page");
+    first.page_size = 5;
+    let token = s.find(first).await.next_page_token;
+    let mut other_query = query("p", "word1");
+    other_query.page_token = token.clone();
+    assert_eq!(s.search_code(other_query).await, Code::InvalidArgument);
+    let mut altered = query("p", "page");
+    let mut chars: Vec<char> = token.chars().collect();
+    chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
+    altered.page_token = chars.into_iter().collect();
+    let err = s.search.search(altered).await.unwrap_err();
+    assert_eq!(
+        (err.code(), bad_request_field(&err).as_str()),
+        (Code::InvalidArgument, "page_token")
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn highlights_facets_and_read_mask() {
+    let mut s = library().await;
+    let mut request = query("c", "borrow programming");
+    request.highlight = Some(pb::HighlightOptions::default());
+    let found = s.find(request).await;
+    let b = found.hits.iter().find(|h| h.id == "b").unwrap();
+    let body = b.highlights.iter().find(|h| h.field == "body").unwrap();
+    assert!(body.snippets[0].contains("<em>borrow</em>"), "{body:?}");
+    let title = b.highlights.iter().find(|h| h.field == "title").unwrap();
+    assert!(
+        title.snippets[0].contains("<em>Programming</em>"),
+        "{title:?}"
+    );
+
+    let mut tags = query("c", "\"borrow checker\"");
+    tags.highlight = Some(pb::HighlightOptions {
+        fields: vec!["body".into()],
+        pre_tag: "[".into(),
+        post_tag: "]".into(),
+        fragment_size: 40,
+    });
+    let found = s.find(tags).await;
+    let snippet = &found.hits[0].highlights[0].snippets[0];
+    assert!(snippet.contains("[borrow] [checker]"), "{snippet}");
+    assert!(snippet.chars().count() <= 40 + 4, "{snippet}");
+
+    let mut facets = query("c", "");
+    facets.filter = "n >= 1".into();
+    facets.facets = vec![
+        pb::FacetRequest {
+            field: "tags".into(),
+            size: 2,
+            interval: String::new(),
+        },
+        pb::FacetRequest {
+            field: "date".into(),
+            size: 0,
+            interval: "month".into(),
+        },
+        pb::FacetRequest {
+            field: "live".into(),
+            size: 0,
+            interval: String::new(),
+        },
+    ];
+    let found = s.find(facets).await;
+    let buckets = |i: usize| {
+        found.facets[i]
+            .buckets
+            .iter()
+            .map(|b| (b.value.as_str(), b.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(buckets(0), [("rust", 2), ("systems", 2)]);
+    assert_eq!(
+        buckets(1),
+        [
+            ("2020-01-01T00:00:00Z", 1),
+            ("2021-07-01T00:00:00Z", 1),
+            ("2021-08-01T00:00:00Z", 2)
+        ]
+    );
+    assert_eq!(buckets(2), [("true", 3), ("false", 1)]);
+
+    let mut masked = query("c", "action");
+    masked.read_mask = Some(prost_types::FieldMask {
+        paths: vec!["id".into(), "fields.title".into(), "version".into()],
+    });
+    let hit = &s.find(masked).await.hits[0];
+    let document = hit.document.as_ref().unwrap();
+    assert_eq!(document.id, "a");
+    assert_eq!(document.version, 1);
+    assert!(document.create_time.is_none());
+    assert_eq!(
+        to_json(document.fields.as_ref().unwrap()),
+        json!({"title": "Rust in Action"})
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_queries_filters_orders_and_facets() {
+    let mut s = library().await;
+    let run = |f: fn(&mut pb::SearchRequest)| {
+        let mut r = query("c", "");
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(pb::SearchRequest, &str, Option<&str>)> = vec![
+        (
+            run(|r| r.query = "\"unclosed".into()),
+            "query",
+            Some("position 0"),
+        ),
+        (
+            run(|r| r.query = "ok +".into()),
+            "query",
+            Some("position 3"),
+        ),
+        (
+            run(|r| r.query = "nofield:x".into()),
+            "query",
+            Some("unknown field"),
+        ),
+        (run(|r| r.query = "n:3".into()), "query", None),
+        (
+            run(|r| r.filter = "n >".into()),
+            "filter",
+            Some("position 3"),
+        ),
+        (
+            run(|r| r.filter = "(n = 1".into()),
+            "filter",
+            Some("position 6"),
+        ),
+        (
+            run(|r| r.filter = "title = x".into()),
+            "filter",
+            Some("not filterable"),
+        ),
+        (
+            run(|r| r.filter = "nope = x".into()),
+            "filter",
+            Some("unknown field"),
+        ),
+        (run(|r| r.filter = "n = abc".into()), "filter", None),
+        (
+            run(|r| r.filter = "date > yesterday".into()),
+            "filter",
+            None,
+        ),
+        (run(|r| r.filter = "live < true".into()), "filter", None),
+        (
+            run(|r| r.order_by = "title".into()),
+            "order_by",
+            Some("not sortable"),
+        ),
+        (run(|r| r.order_by = "n sideways".into()), "order_by", None),
+        (run(|r| r.order_by = "n, n desc".into()), "order_by", None),
+        (run(|r| r.page_token = "garbage".into()), "page_token", None),
+        (
+            run(|r| {
+                r.facets = vec![pb::FacetRequest {
+                    field: "title".into(),
+                    ..Default::default()
+                }]
+            }),
+            "facets[0].field",
+            None,
+        ),
+        (
+            run(|r| {
+                r.facets = vec![pb::FacetRequest {
+                    field: "date".into(),
+                    interval: "fortnight".into(),
+                    ..Default::default()
+                }]
+            }),
+            "facets[0].interval",
+            None,
+        ),
+        (
+            run(|r| {
+                r.facets = vec![pb::FacetRequest {
+                    field: "tags".into(),
+                    size: -1,
+                    ..Default::default()
+                }]
+            }),
+            "facets[0].size",
+            None,
+        ),
+        (
+            run(|r| {
+                r.highlight = Some(pb::HighlightOptions {
+                    fields: vec!["n".into()],
+                    ..Default::default()
+                })
+            }),
+            "highlight.fields[0]",
+            None,
+        ),
+        (
+            run(|r| {
+                r.read_mask = Some(prost_types::FieldMask {
+                    paths: vec!["nope".into()],
+                })
+            }),
+            "read_mask.paths[0]",
+            None,
+        ),
+        (run(|r| r.collection = "Bad".into()), "collection", None),
+    ];
+    for (request, field, message) in cases {
+        let err = s.search.search(request.clone()).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{request:?}: {err:?}");
+        assert_eq!(bad_request_field(&err), field, "{request:?}");
+        if let Some(message) = message {
+            assert!(
+                err.message().contains(message),
+                "{:?} lacks {message:?}",
+                err.message()
+            );
+        }
+    }
+    assert_eq!(s.search_code(query("missing", "x")).await, Code::NotFound);
+    // The server still answers afterwards.
+    assert_eq!(s.find(query("c", "rust")).await.total_size, 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn seeds_are_searchable() {
+    let mut s = Server::start_seeded().await;
+    let mut request = query("news", "taliban");
+    request.filter = "date >= \"2021-08-01\"".into();
+    let found = s.find(request).await;
+    assert_eq!(ids(&found), ["000_d1f7c310efad4f4c"]);
+    let document = found.hits[0].document.as_ref().unwrap();
+    let fields = to_json(document.fields.as_ref().unwrap());
+    assert_eq!(fields["date"], "2021-08-07T00:00:00Z");
+    assert!(
+        fields["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("The US on Saturday asked its citizens")
+    );
+    s.stop().await;
+}

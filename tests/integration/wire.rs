@@ -1,0 +1,234 @@
+//! The wire itself: reflection, message limits, undecodable requests, compression.
+
+use bytes::{Buf, BufMut};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_reflection::pb::v1::ServerReflectionRequest as V1ReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient as V1Client;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest as V1Request;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse as V1Response;
+use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
+use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+use trove::api::pb;
+
+use crate::harness::{Server, query};
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_resolve_every_type() {
+    let s = Server::start().await;
+    let mut v1 = V1Client::new(s.channel.clone());
+    let requests = vec![
+        V1ReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::ListServices(String::new())),
+        },
+        V1ReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::FileContainingSymbol(
+                "trove.v1.SearchRequest".into(),
+            )),
+        },
+        V1ReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::FileByFilename(
+                "google/protobuf/struct.proto".into(),
+            )),
+        },
+        V1ReflectionRequest {
+            host: String::new(),
+            message_request: Some(V1Request::FileContainingSymbol(
+                "grpc.health.v1.Health".into(),
+            )),
+        },
+    ];
+    let mut responses = v1
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answers = Vec::new();
+    while let Some(response) = responses.next().await {
+        answers.push(response.unwrap().message_response.unwrap());
+    }
+    match &answers[0] {
+        V1Response::ListServicesResponse(list) => {
+            let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+            for want in [
+                "trove.v1.CollectionService",
+                "trove.v1.DocumentService",
+                "trove.v1.SearchService",
+                "grpc.health.v1.Health",
+            ] {
+                assert!(names.contains(&want), "{want} missing from {names:?}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    for answer in &answers[1..] {
+        assert!(
+            matches!(answer, V1Response::FileDescriptorResponse(f) if !f.file_descriptor_proto.is_empty()),
+            "{answer:?}"
+        );
+    }
+
+    let mut alpha = AlphaClient::new(s.channel.clone());
+    let mut responses = alpha
+        .server_reflection_info(tokio_stream::iter(vec![AlphaReflectionRequest {
+            host: String::new(),
+            message_request: Some(AlphaRequest::FileContainingSymbol(
+                "trove.v1.DocumentService".into(),
+            )),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = responses
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap();
+    assert!(
+        matches!(answer, AlphaResponse::FileDescriptorResponse(_)),
+        "{answer:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_are_resource_exhausted() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let huge = query(
+        "c",
+        &"x".repeat(trove::server::MAX_DECODING_MESSAGE_BYTES + 1),
+    );
+    assert_eq!(s.search_code(huge).await, Code::ResourceExhausted);
+    // A 1 MiB search is fine (and its query too long to parse is INVALID_ARGUMENT, not a transport error).
+    let big = query("c", &"word ".repeat(200_000));
+    assert_eq!(s.search_code(big).await, Code::InvalidArgument);
+    assert_eq!(s.find(query("c", "still serving")).await.total_size, 0);
+    s.stop().await;
+}
+
+/// Sends raw bytes as the request message and ignores the response body.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining()).to_vec();
+        Ok(Some(bytes))
+    }
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let mut grpc = tonic::client::Grpc::new(s.channel.clone());
+    let mut nested = Vec::new();
+    // 200 levels of nested Struct values: deeper than prost's recursion limit.
+    for _ in 0..200 {
+        let mut outer = vec![0x12];
+        prost::encoding::encode_varint(nested.len() as u64, &mut outer);
+        outer.extend_from_slice(&nested);
+        nested = outer;
+    }
+    for (name, body) in [
+        ("truncated", vec![0x0a, 0x10, b'c']),
+        ("bad wire type", vec![0x0f, 0x01]),
+        ("bad utf-8", vec![0x0a, 0x02, 0xff, 0xfe]),
+        ("too deep", {
+            // CreateDocumentRequest.document(2).fields(2) then nested struct values.
+            let mut doc_fields = Vec::new();
+            let mut entry = vec![0x0a, 0x01, b'k', 0x12];
+            prost::encoding::encode_varint(nested.len() as u64, &mut entry);
+            entry.extend_from_slice(&nested);
+            doc_fields.push(0x0a);
+            prost::encoding::encode_varint(entry.len() as u64, &mut doc_fields);
+            doc_fields.extend_from_slice(&entry);
+            let mut document = vec![0x12];
+            prost::encoding::encode_varint(doc_fields.len() as u64, &mut document);
+            document.extend_from_slice(&doc_fields);
+            let mut request = vec![0x0a, 0x01, b'c', 0x12];
+            prost::encoding::encode_varint(document.len() as u64, &mut request);
+            request.extend_from_slice(&document);
+            request
+        }),
+    ] {
+        grpc.ready().await.unwrap();
+        let path = if name == "too deep" {
+            "/trove.v1.DocumentService/CreateDocument"
+        } else {
+            "/trove.v1.SearchService/Search"
+        };
+        let err = grpc
+            .unary(
+                tonic::Request::new(body),
+                http::uri::PathAndQuery::from_static(path),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{name}: {err:?}");
+    }
+    assert_eq!(s.find(query("c", "")).await.total_size, 0, "still serving");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn compressed_requests_and_responses() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    s.put("c", "z", serde_json::json!({"title": "squeeze"}))
+        .await;
+    for encoding in [
+        tonic::codec::CompressionEncoding::Gzip,
+        tonic::codec::CompressionEncoding::Zstd,
+    ] {
+        let mut client =
+            trove::api::pb::search_service_client::SearchServiceClient::new(s.channel.clone())
+                .send_compressed(encoding)
+                .accept_compressed(encoding);
+        let found = client
+            .search(query("c", "squeeze"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.hits.len(), 1, "{encoding:?}");
+    }
+    let _: pb::SearchResponse = s.find(query("c", "")).await;
+    s.stop().await;
+}
