@@ -228,7 +228,65 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use tower::{Layer, Service, ServiceExt};
+
     use super::*;
+
+    fn status_of(response: &http::Response<tonic::body::Body>) -> (Code, String) {
+        let status = Status::from_header_map(response.headers()).expect("a grpc-status header");
+        (status.code(), status.message().to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_is_deadline_exceeded() {
+        let never = tower::service_fn(|_: http::Request<()>| {
+            std::future::pending::<
+                Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
+            >()
+        });
+        let mut service = WireStatusLayer.layer(never);
+        let request = http::Request::builder()
+            .header("grpc-timeout", "10m")
+            .body(())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(status_of(&response).0, Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn transport_statuses_are_rewritten_and_others_kept() {
+        for (given, want) in [
+            (
+                Status::out_of_range(
+                    "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes",
+                ),
+                Code::ResourceExhausted,
+            ),
+            (
+                Status::internal("failed to decode Protobuf message: buffer underflow"),
+                Code::InvalidArgument,
+            ),
+            (
+                Status::internal("internal error; see the server log"),
+                Code::Internal,
+            ),
+            (Status::not_found("x"), Code::NotFound),
+        ] {
+            let inner = tower::service_fn(move |_: http::Request<()>| {
+                let status = Status::new(given.code(), given.message().to_owned());
+                async move { Ok::<_, std::convert::Infallible>(status.into_http()) }
+            });
+            let mut service = WireStatusLayer.layer(inner);
+            let response = service
+                .ready()
+                .await
+                .unwrap()
+                .call(http::Request::new(()))
+                .await
+                .unwrap();
+            assert_eq!(status_of(&response).0, want);
+        }
+    }
 
     #[test]
     fn grpc_timeouts() {

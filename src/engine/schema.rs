@@ -80,7 +80,10 @@ impl FieldDef {
         FieldSpec {
             name: self.name.as_str().to_owned(),
             ty: Some(self.ty),
-            analyzer: self.analyzer.name().to_owned(),
+            analyzer: match self.ty {
+                FieldType::Text | FieldType::Keyword => self.analyzer.name().to_owned(),
+                _ => String::new(),
+            },
             filterable: self.filterable,
             sortable: self.sortable,
             facetable: self.facetable,

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Interop test: starts the real trove binary on a free loopback port and drives it
+# with real clients: every grpcurl example of README.md (grpcurl 1.8.6) and Python
+# grpcio (health, reflection, a dynamic Search call, undecodable bytes).
+#
+# Needs grpcurl and a Python with grpcio, grpcio-reflection and
+# grpcio-health-checking on PATH (.ci/run installs them in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+cargo build --quiet --bin trove
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$(mktemp)
+./target/debug/trove --listen "127.0.0.1:$port" --seeds seeds >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+
+status=0
+python3 tests/interop/interop.py "127.0.0.1:$port" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- server log ---"
+  cat "$log"
+fi
+kill -TERM "$pid"
+wait "$pid" || { echo "server did not exit cleanly on SIGTERM"; exit 1; }
+grep -q "stopped" "$log" || { echo "server log lacks the graceful stop"; cat "$log"; exit 1; }
+exit "$status"
