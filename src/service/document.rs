@@ -171,7 +171,18 @@ impl DocumentService for DocumentHandler {
         let mut response = pb::ImportDocumentsResponse::default();
         let mut batch: Vec<(i64, Option<DocId>, Fields)> = Vec::with_capacity(IMPORT_BATCH);
         let mut index: i64 = 0;
-        while let Some(message) = stream.message().await.map_err(transport_status)? {
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(status) => {
+                    // The stream broke off: keep what arrived whole, then report.
+                    if let Some(target) = &collection {
+                        apply_batch(target, &mut batch, &mut response).await?;
+                    }
+                    return Err(transport_status(status));
+                }
+            };
             let pb::ImportDocumentsRequest {
                 collection: name,
                 document,

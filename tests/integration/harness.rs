@@ -17,6 +17,7 @@ use trove::config::Config;
 
 /// A running server and clients connected to it. Dropping it shuts the server down.
 pub struct Server {
+    pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub collections: CollectionServiceClient<Channel>,
     pub documents: DocumentServiceClient<Channel>,
@@ -67,6 +68,7 @@ impl Server {
             }
         }
         Server {
+            addr,
             collections: CollectionServiceClient::new(channel.clone()),
             documents: DocumentServiceClient::new(channel.clone()),
             search: SearchServiceClient::new(channel.clone()),

@@ -232,3 +232,38 @@ async fn compressed_requests_and_responses() {
     let _: pb::SearchResponse = s.find(query("c", "")).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_passed_client_deadline_is_deadline_exceeded() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    // tonic's and grpcio's clients end a call at its deadline themselves, so this
+    // speaks HTTP/2 directly to see what the server answers: an import whose
+    // stream stays open past its `grpc-timeout`.
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!(
+        "http://{}/trove.v1.DocumentService/ImportDocuments",
+        s.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("grpc-timeout", "200m")
+    .body(())
+    .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    // One message: collection "c", no document (5-byte gRPC frame header first).
+    body.send_data(
+        bytes::Bytes::from_static(&[0, 0, 0, 0, 3, 0x0a, 0x01, b'c']),
+        false,
+    )
+    .unwrap();
+    let response = response.await.unwrap();
+    let status =
+        tonic::Status::from_header_map(response.headers()).expect("a trailers-only status");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(s.find(query("c", "")).await.total_size, 0, "still serving");
+    s.stop().await;
+}
