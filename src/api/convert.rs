@@ -10,7 +10,7 @@ use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
     Collection, Document, EngineError, FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType,
-    Fields, Highlight, SearchRequest, SearchResults,
+    Fields, Highlight, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -250,7 +250,31 @@ pub fn search_request(
         highlight,
         facets,
         read_mask,
+        syntax,
+        default_operator,
+        search_fields,
+        typo_tolerance,
+        prefix_last_word,
     } = request;
+    let syntax = match pb::search_request::Syntax::try_from(syntax) {
+        Ok(pb::search_request::Syntax::Unspecified | pb::search_request::Syntax::Full) => {
+            Syntax::Full
+        }
+        Ok(pb::search_request::Syntax::Simple) => Syntax::Simple,
+        Err(_) => return Err(invalid("syntax", format!("unknown syntax {syntax}"))),
+    };
+    let default_operator = match pb::search_request::Operator::try_from(default_operator) {
+        Ok(pb::search_request::Operator::Unspecified | pb::search_request::Operator::Or) => {
+            Operator::Or
+        }
+        Ok(pb::search_request::Operator::And) => Operator::And,
+        Err(_) => {
+            return Err(invalid(
+                "default_operator",
+                format!("unknown operator {default_operator}"),
+            ));
+        }
+    };
     let highlight = highlight.map(|h| {
         let pb::HighlightOptions {
             fields,
@@ -291,6 +315,13 @@ pub fn search_request(
             page_token,
             highlight,
             facets,
+            options: QueryOptions {
+                syntax,
+                default_operator,
+                search_fields,
+                typo_tolerance,
+                prefix_last_word,
+            },
         },
         mask,
     ))

@@ -92,12 +92,15 @@ pub fn prepare(
 ) -> Result<TantivyDocument> {
     let mut doc = TantivyDocument::default();
     doc.add_text(schema.id_field(), id.as_str());
-    for (def, field) in schema.iter() {
+    for (def, field, raw) in schema.iter_with_raw() {
         let Some(value) = fields.get_mut(def.name.as_str()) else {
             continue;
         };
         let path = || format!("document.fields.{}", def.name);
         index_value(&mut doc, field, def.ty, value, &path)?;
+        if let (Some(raw), Value::String(text)) = (raw, &*value) {
+            doc.add_text(raw, text);
+        }
     }
     Ok(doc)
 }

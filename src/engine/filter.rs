@@ -374,7 +374,7 @@ fn compare(
                     format!("field {name:?} is TEXT: only = != and : apply"),
                 ));
             }
-            let q = text_query(index, field, value)?
+            let q = text_query(index, field, value, 0)?
                 .unwrap_or_else(|| Box::new(tantivy::query::EmptyQuery));
             return Ok(if op == Op::Ne { not(q) } else { q });
         }

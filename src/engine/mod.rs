@@ -27,6 +27,7 @@ pub use document::{Document, Fields, MAX_SAFE_INTEGER};
 pub use error::{EngineError, Result};
 pub use facet::{FacetCounts, FacetRequest};
 pub use names::{CollectionName, DocId, FieldName};
+pub use query::{Operator, QueryOptions, Syntax};
 pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
 pub use search::{Highlight, Hit, SearchRequest, SearchResults, page_size};
 

@@ -14,6 +14,8 @@ use super::names::FieldName;
 
 /// The internal tantivy field that holds the document id.
 pub(crate) const ID_FIELD: &str = "_id";
+/// The prefix of the internal raw shadow of a stemmed TEXT field.
+const RAW_PREFIX: &str = "_raw_";
 
 /// The type of a declared field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +101,10 @@ pub struct CollectionSchema {
     tantivy: Schema,
     /// `tantivy_fields[i]` is the tantivy field of `fields[i]`.
     tantivy_fields: Vec<Field>,
+    /// `raw_fields[i]`: for a TEXT field with a stemming analyzer, a shadow field
+    /// indexed with the standard analyzer (words as written), for prefix and fuzzy
+    /// terms; `None` when the field itself serves.
+    raw_fields: Vec<Option<Field>>,
     id_field: Field,
 }
 
@@ -145,10 +151,28 @@ impl CollectionSchema {
             .iter()
             .map(|def| add_tantivy_field(&mut builder, def))
             .collect();
+        let raw_fields = fields
+            .iter()
+            .map(|def| {
+                let stemmed = def.ty == FieldType::Text
+                    && !matches!(def.analyzer, Analyzer::Standard | Analyzer::Keyword);
+                stemmed.then(|| {
+                    builder.add_text_field(
+                        &format!("{RAW_PREFIX}{}", def.name),
+                        TextOptions::default().set_indexing_options(
+                            TextFieldIndexing::default()
+                                .set_tokenizer(Analyzer::Standard.name())
+                                .set_index_option(IndexRecordOption::WithFreqs),
+                        ),
+                    )
+                })
+            })
+            .collect();
         CollectionSchema {
             fields,
             tantivy: builder.build(),
             tantivy_fields,
+            raw_fields,
             id_field,
         }
     }
@@ -164,6 +188,30 @@ impl CollectionSchema {
             .iter()
             .position(|f| f.name.as_str() == name)
             .map(|i| (&self.fields[i], self.tantivy_fields[i]))
+    }
+
+    /// The field holding `field`'s words as written: its raw shadow, or itself.
+    pub(crate) fn raw_field(&self, field: Field) -> Field {
+        self.tantivy_fields
+            .iter()
+            .position(|f| *f == field)
+            .and_then(|i| self.raw_fields[i])
+            .unwrap_or(field)
+    }
+
+    /// Whether `field` is a declared KEYWORD field.
+    pub(crate) fn is_keyword(&self, field: Field) -> bool {
+        self.iter()
+            .any(|(def, f)| f == field && def.ty == FieldType::Keyword)
+    }
+
+    /// Declared fields with their tantivy fields and raw shadows.
+    pub(crate) fn iter_with_raw(&self) -> impl Iterator<Item = (&FieldDef, Field, Option<Field>)> {
+        self.fields
+            .iter()
+            .zip(self.tantivy_fields.iter().copied())
+            .zip(self.raw_fields.iter().copied())
+            .map(|((def, field), raw)| (def, field, raw))
     }
 
     /// Declared fields with their tantivy fields.

@@ -10,10 +10,11 @@ use super::collection::{Collection, View};
 use super::document::Document;
 use super::error::{EngineError, Result};
 use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
+use super::filter;
 use super::order::{self, SortCollector, read_str};
 use super::page_token::PageTokens;
+use super::query::{Builder, QueryOptions};
 use super::schema::{FieldType, ID_FIELD};
-use super::{filter, query};
 
 /// The default page size of searches and lists.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -46,6 +47,8 @@ pub struct SearchRequest {
     pub page_token: String,
     pub highlight: Option<Highlight>,
     pub facets: Vec<FacetRequest>,
+    /// Syntax, default operator, fields and typo tolerance of `query`.
+    pub options: QueryOptions,
 }
 
 /// One hit.
@@ -88,17 +91,22 @@ pub fn search(
     let schema = collection.schema();
     let index = collection.index();
     let limit = page_size(request.page_size)?;
+    let ranking = format!("{:?}", request.options);
     let fingerprint = PageTokens::fingerprint(&[
         collection.name().as_str(),
         &request.query,
         &request.filter,
         &request.order_by,
+        &ranking,
     ]);
     let offset = tokens.decode(&request.page_token, fingerprint)?;
     let offset = usize::try_from(offset)
         .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
 
-    let text_query = query::build(index, schema, &request.query)?;
+    let view = collection.view();
+    let searcher = &view.searcher;
+    let text_query =
+        Builder::new(index, schema, searcher, &request.options)?.build(&request.query)?;
     let filter = filter::parse(&request.filter)?
         .map(|expr| filter::build(index, schema, &expr))
         .transpose()?;
@@ -119,8 +127,6 @@ pub fn search(
         ])),
     };
 
-    let view = collection.view();
-    let searcher = &view.searcher;
     let end = offset.saturating_add(limit);
     let facet_collector = FacetCollector { facets };
     let (ranked, total, facet_counts): (Vec<(Score, DocAddress)>, usize, Vec<FacetCounts>) = if keys
