@@ -327,7 +327,7 @@ impl<'a> Builder<'a> {
                 .into_iter()
                 .map(|t| (self.searcher.doc_freq(&t).unwrap_or(0), t))
                 .collect();
-            by_freq.sort_by(|a, b| b.0.cmp(&a.0));
+            by_freq.sort_by_key(|(freq, _)| std::cmp::Reverse(*freq));
             terms = by_freq.into_iter().take(limit).map(|(_, t)| t).collect();
         }
         Ok(match terms.len() {
