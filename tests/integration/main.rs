@@ -4,5 +4,6 @@
 mod collections;
 mod documents;
 mod harness;
+mod query;
 mod search;
 mod wire;

@@ -9,7 +9,7 @@ use trove::api::pb;
 use crate::harness::{Server, bad_request_field, ids, query, to_json};
 
 /// A collection `c` with a few documents of every field type.
-async fn library() -> Server {
+pub async fn library() -> Server {
     let mut s = Server::start().await;
     s.create_test_collection("c").await;
     let docs = [
