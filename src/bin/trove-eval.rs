@@ -24,7 +24,10 @@ use trove::api::pb::{self, search_request::Syntax};
 const DEPTH: i32 = 1000;
 
 #[derive(Parser)]
-#[command(name = "trove-eval", about = "Measure trove's ranking on a relevance test collection")]
+#[command(
+    name = "trove-eval",
+    about = "Measure trove's ranking on a relevance test collection"
+)]
 struct Cli {
     #[command(subcommand)]
     collection: Collection,
@@ -68,12 +71,25 @@ async fn main() -> anyhow::Result<()> {
             query: plain_words(text),
             syntax: Syntax::Simple as i32,
             page_size: DEPTH,
-            read_mask: Some(prost_types::FieldMask { paths: vec!["id".into()] }),
+            read_mask: Some(prost_types::FieldMask {
+                paths: vec!["id".into()],
+            }),
             ..Default::default()
         };
-        let ranked: Vec<String> = search.search(request).await?.into_inner().hits.into_iter().map(|h| h.id).collect();
+        let ranked: Vec<String> = search
+            .search(request)
+            .await?
+            .into_inner()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         let qrels = &data.qrels[i];
-        let (n, ap, p) = (ndcg_at(&ranked, qrels, 10), average_precision(&ranked, qrels), precision_at(&ranked, qrels, 10));
+        let (n, ap, p) = (
+            ndcg_at(&ranked, qrels, 10),
+            average_precision(&ranked, qrels),
+            precision_at(&ranked, qrels, 10),
+        );
         if verbose {
             println!("query {:3}: nDCG@10 {n:.3}  AP {ap:.3}  P@10 {p:.3}", i + 1);
         }
@@ -85,13 +101,24 @@ async fn main() -> anyhow::Result<()> {
     CollectionServiceClient::new(channel)
         .delete_collection(pb::DeleteCollectionRequest { name })
         .await?;
-    println!("cranfield: {} documents, {} queries", data.docs.len(), data.queries.len());
-    println!("nDCG@10 {:.4}   MAP {:.4}   P@10 {:.4}", ndcg / count, map / count, p10 / count);
+    println!(
+        "cranfield: {} documents, {} queries",
+        data.docs.len(),
+        data.queries.len()
+    );
+    println!(
+        "nDCG@10 {:.4}   MAP {:.4}   P@10 {:.4}",
+        ndcg / count,
+        map / count,
+        p10 / count
+    );
     Ok(())
 }
 
 /// Connects to `addr`, or starts a server in-process on a free port.
-async fn connect(addr: Option<String>) -> anyhow::Result<(Channel, Option<tokio::task::JoinHandle<anyhow::Result<()>>>)> {
+async fn connect(
+    addr: Option<String>,
+) -> anyhow::Result<(Channel, Option<tokio::task::JoinHandle<anyhow::Result<()>>>)> {
     if let Some(addr) = addr {
         return Ok((Channel::from_shared(addr)?.connect().await?, None));
     }
@@ -100,11 +127,17 @@ async fn connect(addr: Option<String>) -> anyhow::Result<(Channel, Option<tokio:
     let mut config = trove::config::Config::for_tests();
     config.no_seeds = true;
     let server = tokio::spawn(trove::server::run(config, listener, std::future::pending()));
-    let channel = Channel::from_shared(format!("http://{local}"))?.connect().await?;
+    let channel = Channel::from_shared(format!("http://{local}"))?
+        .connect()
+        .await?;
     Ok((channel, Some(server)))
 }
 
-async fn create_and_load(channel: &Channel, name: &str, data: &TestCollection) -> anyhow::Result<()> {
+async fn create_and_load(
+    channel: &Channel,
+    name: &str,
+    data: &TestCollection,
+) -> anyhow::Result<()> {
     let text = |field: &str| pb::Field {
         name: field.into(),
         r#type: pb::FieldType::Text as i32,
@@ -151,14 +184,20 @@ async fn create_and_load(channel: &Channel, name: &str, data: &TestCollection) -
         .await?
         .into_inner();
     if response.failed_count > 0 {
-        bail!("{} documents failed to import: {:?}", response.failed_count, response.failures.first());
+        bail!(
+            "{} documents failed to import: {:?}",
+            response.failed_count,
+            response.failures.first()
+        );
     }
     Ok(())
 }
 
 /// Letters and digits only: the query as plain words.
 fn plain_words(text: &str) -> String {
-    text.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect()
+    text.chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect()
 }
 
 /// The text between `<tag>` and `</tag>` in `block`.
@@ -169,12 +208,19 @@ fn element<'a>(block: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 fn load_cranfield(dir: &Path) -> anyhow::Result<TestCollection> {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()));
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .with_context(|| format!("reading {}", dir.join(name).display()))
+    };
     let docs = read("cran.all.1400.xml")?
         .split("</doc>")
         .filter_map(|block| {
             let id = element(block, "docno")?;
-            Some((id.to_owned(), element(block, "title").unwrap_or("").to_owned(), element(block, "text").unwrap_or("").to_owned()))
+            Some((
+                id.to_owned(),
+                element(block, "title").unwrap_or("").to_owned(),
+                element(block, "text").unwrap_or("").to_owned(),
+            ))
         })
         .collect::<Vec<_>>();
     // The n-th <top> is qrels query n (the <num> values have gaps).
@@ -185,16 +231,26 @@ fn load_cranfield(dir: &Path) -> anyhow::Result<TestCollection> {
     let mut qrels = vec![HashMap::new(); queries.len()];
     for line in read("cranqrel.trec.txt")?.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
-        let [query, _, doc, relevance] = parts[..] else { continue };
+        let [query, _, doc, relevance] = parts[..] else {
+            continue;
+        };
         let (query, relevance): (usize, u32) = (query.parse()?, relevance.parse()?);
         if relevance > 0 && (1..=queries.len()).contains(&query) {
             qrels[query - 1].insert(doc.to_owned(), relevance);
         }
     }
     if docs.len() != 1400 || queries.len() != 225 {
-        bail!("expected 1400 documents and 225 queries, found {} and {}", docs.len(), queries.len());
+        bail!(
+            "expected 1400 documents and 225 queries, found {} and {}",
+            docs.len(),
+            queries.len()
+        );
     }
-    Ok(TestCollection { docs, queries, qrels })
+    Ok(TestCollection {
+        docs,
+        queries,
+        qrels,
+    })
 }
 
 /// nDCG@k with the relevance grade as the gain and a log2(rank + 1) discount.
@@ -207,7 +263,12 @@ fn ndcg_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64 {
         .sum();
     let mut ideal: Vec<u32> = qrels.values().copied().collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| *g as f64 / ((i + 2) as f64).log2()).sum();
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, g)| *g as f64 / ((i + 2) as f64).log2())
+        .sum();
     if idcg == 0.0 { 0.0 } else { dcg / idcg }
 }
 
@@ -228,7 +289,12 @@ fn average_precision(ranked: &[String], qrels: &HashMap<String, u32>) -> f64 {
 }
 
 fn precision_at(ranked: &[String], qrels: &HashMap<String, u32>, k: usize) -> f64 {
-    ranked.iter().take(k).filter(|id| qrels.contains_key(*id)).count() as f64 / k as f64
+    ranked
+        .iter()
+        .take(k)
+        .filter(|id| qrels.contains_key(*id))
+        .count() as f64
+        / k as f64
 }
 
 #[cfg(test)]
@@ -250,7 +316,10 @@ mod tests {
         assert_eq!(ndcg_at(&list(&["c", "d"]), &q, 10), 0.0);
         let expected = (1.0 / 3f64.log2()) / (1.0 + 1.0 / 3f64.log2());
         assert!((ndcg_at(&list(&["c", "a"]), &q, 10) - expected).abs() < 1e-12);
-        assert_eq!(average_precision(&list(&["a", "c", "b"]), &q), (1.0 + 2.0 / 3.0) / 2.0);
+        assert_eq!(
+            average_precision(&list(&["a", "c", "b"]), &q),
+            (1.0 + 2.0 / 3.0) / 2.0
+        );
         assert_eq!(average_precision(&list(&["a"]), &q), 0.5);
         assert_eq!(precision_at(&list(&["a", "c", "b"]), &q, 10), 0.2);
         assert_eq!(plain_words("what (is) it, 2.5?"), "what  is  it  2 5 ");
