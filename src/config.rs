@@ -11,6 +11,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// The default seeds directory.
 pub const DEFAULT_SEEDS: &str = "./seeds";
 
+/// The default life of a search snapshot after its last use, in seconds.
+pub const DEFAULT_SNAPSHOT_TTL_SECS: u64 = 600;
+/// The default number of search snapshots that may be pinned at once.
+pub const DEFAULT_MAX_SNAPSHOTS: usize = 1024;
+
 /// trove: a document store and full-text search service that speaks gRPC.
 #[derive(Debug, Parser)]
 #[command(name = "trove", version, args_conflicts_with_subcommands = true)]
@@ -40,6 +45,13 @@ pub struct Config {
     /// Do not load seeds.
     #[arg(long, env = "TROVE_NO_SEEDS")]
     pub no_seeds: bool,
+    /// Seconds a search page token keeps its snapshot after its last use.
+    #[arg(long, env = "TROVE_SNAPSHOT_TTL", default_value_t = DEFAULT_SNAPSHOT_TTL_SECS)]
+    pub snapshot_ttl: u64,
+    /// The most search snapshots page tokens may pin at once; past it the least
+    /// recently used is released.
+    #[arg(long, env = "TROVE_MAX_SNAPSHOTS", default_value_t = DEFAULT_MAX_SNAPSHOTS)]
+    pub max_snapshots: usize,
 }
 
 impl Cli {
@@ -59,6 +71,8 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seeds: PathBuf::from(DEFAULT_SEEDS),
             no_seeds: true,
+            snapshot_ttl: DEFAULT_SNAPSHOT_TTL_SECS,
+            max_snapshots: DEFAULT_MAX_SNAPSHOTS,
         }
     }
 }

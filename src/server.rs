@@ -38,14 +38,31 @@ pub const SERVICE_NAMES: &[&str] = &[
     "trove.v1.SearchService",
 ];
 
-/// Serves on `listener` until `shutdown` completes. Health reports NOT_SERVING
-/// until the seeds are loaded.
+/// Serves a new engine configured by `config` on `listener` until `shutdown`
+/// completes. Health reports NOT_SERVING until the seeds are loaded.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let engine = Arc::new(Engine::new());
+    serve(engine_for(&config), config, listener, shutdown).await
+}
+
+/// The engine `config` describes.
+pub fn engine_for(config: &Config) -> Arc<Engine> {
+    Arc::new(Engine::new(
+        Duration::from_secs(config.snapshot_ttl),
+        config.max_snapshots,
+    ))
+}
+
+/// Serves `engine` on `listener` until `shutdown` completes (see [`run`]).
+pub async fn serve(
+    engine: Arc<Engine>,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
 

@@ -269,7 +269,10 @@ mod tests {
             ["cafe", "deja", "vu"]
         );
         assert_eq!(
-            tokens(Analyzer::English, "What are the Taliban running attacks for"),
+            tokens(
+                Analyzer::English,
+                "What are the Taliban running attacks for"
+            ),
             ["taliban", "run", "attack"]
         );
         assert_eq!(tokens(Analyzer::Keyword, "New York"), ["New York"]);

@@ -10,7 +10,7 @@
 
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use imbl::OrdMap;
 use parking_lot::{Mutex, RwLock};
@@ -58,8 +58,21 @@ pub type ImportResult = Result<Document>;
 
 /// A consistent read view: the searcher and the documents as of one commit.
 pub struct View {
+    /// Unique across the process: page tokens name the view they page through.
+    pub(crate) id: u64,
     pub(crate) searcher: Searcher,
     pub(crate) docs: DocMap,
+}
+
+impl View {
+    fn new(searcher: Searcher, docs: DocMap) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        View {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            searcher,
+            docs,
+        }
+    }
 }
 
 /// Collection statistics.
@@ -109,10 +122,7 @@ impl Collection {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let view = View {
-            searcher: reader.searcher(),
-            docs: DocMap::new(),
-        };
+        let view = View::new(reader.searcher(), DocMap::new());
         Ok(Arc::new(Collection {
             name,
             schema,
@@ -494,10 +504,7 @@ impl Collection {
         // Reload and snapshot under the lock, so the view's searcher and document
         // map describe the same commit.
         self.reader.reload()?;
-        let view = View {
-            searcher: self.reader.searcher(),
-            docs: self.docs.read().clone(),
-        };
+        let view = View::new(self.reader.searcher(), self.docs.read().clone());
         *self.view.write() = Arc::new(view);
         Ok(seq)
     }

@@ -10,6 +10,7 @@ mod filter;
 mod names;
 mod order;
 mod page_token;
+mod pins;
 mod query;
 mod schema;
 mod search;
@@ -32,19 +33,37 @@ pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
 pub use search::{Highlight, Hit, SearchRequest, SearchResults, page_size};
 
 use page_token::PageTokens;
+use pins::Pins;
 
 /// All collections, by name.
-#[derive(Default)]
 pub struct Engine {
     /// A parking_lot (std-like) lock: held only to look up, insert or remove an
     /// entry, never across an `.await`.
     collections: RwLock<BTreeMap<CollectionName, Arc<Collection>>>,
     tokens: Arc<PageTokens>,
+    pins: Arc<Pins>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(pins::DEFAULT_TTL, pins::DEFAULT_CAPACITY)
+    }
 }
 
 impl Engine {
-    pub fn new() -> Self {
-        Self::default()
+    /// An engine whose search page tokens pin snapshots for `snapshot_ttl` after
+    /// their last use, at most `max_snapshots` at once.
+    pub fn new(snapshot_ttl: std::time::Duration, max_snapshots: usize) -> Self {
+        Engine {
+            collections: RwLock::default(),
+            tokens: Arc::default(),
+            pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
+        }
+    }
+
+    /// How many search snapshots page tokens pin now.
+    pub fn pinned_snapshots(&self) -> usize {
+        self.pins.len()
     }
 
     /// Creates an empty collection.
@@ -102,8 +121,8 @@ impl Engine {
         request: SearchRequest,
     ) -> Result<SearchResults> {
         let collection = self.collection(name)?;
-        let tokens = self.tokens.clone();
-        tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &request))
+        let (tokens, pins) = (self.tokens.clone(), self.pins.clone());
+        tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &pins, &request))
             .await
             .map_err(|e| EngineError::Internal(format!("search task failed: {e}")))?
     }

@@ -10,8 +10,17 @@ use sha2::{Digest, Sha256};
 
 use super::error::{EngineError, Result};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// version, offset, view id, fingerprint.
+const PAYLOAD_BYTES: usize = 1 + 8 + 8 + 8;
 const MAC_BYTES: usize = 16;
+
+/// Where a page starts: the number of hits before it, in the pinned view `view`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub offset: u64,
+    pub view: u64,
+}
 
 /// Signs and checks page tokens.
 pub struct PageTokens {
@@ -52,11 +61,12 @@ impl PageTokens {
         out
     }
 
-    /// A token for position `offset` of the request with `fingerprint`.
-    pub fn encode(&self, offset: u64, fingerprint: [u8; 8]) -> String {
-        let mut bytes = Vec::with_capacity(17 + MAC_BYTES);
+    /// A token for position `offset` in view `view` of the request with `fingerprint`.
+    pub fn encode(&self, position: Position, fingerprint: [u8; 8]) -> String {
+        let mut bytes = Vec::with_capacity(PAYLOAD_BYTES + MAC_BYTES);
         bytes.push(VERSION);
-        bytes.extend_from_slice(&offset.to_le_bytes());
+        bytes.extend_from_slice(&position.offset.to_le_bytes());
+        bytes.extend_from_slice(&position.view.to_le_bytes());
         bytes.extend_from_slice(&fingerprint);
         let mac = self.mac(&bytes);
         bytes.extend_from_slice(&mac);
@@ -64,20 +74,20 @@ impl PageTokens {
     }
 
     /// The position in `token`, which must have been issued for `fingerprint`.
-    /// An empty token is position 0.
-    pub fn decode(&self, token: &str, fingerprint: [u8; 8]) -> Result<u64> {
+    /// An empty token is `None`: the first page.
+    pub fn decode(&self, token: &str, fingerprint: [u8; 8]) -> Result<Option<Position>> {
         if token.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
         let invalid =
             |why: &str| EngineError::invalid("page_token", format!("invalid page token: {why}"));
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|_| invalid("not a token this server issued"))?;
-        if bytes.len() != 17 + MAC_BYTES || bytes[0] != VERSION {
+        if bytes.len() != PAYLOAD_BYTES + MAC_BYTES || bytes[0] != VERSION {
             return Err(invalid("not a token this server issued"));
         }
-        let (payload, mac) = bytes.split_at(17);
+        let (payload, mac) = bytes.split_at(PAYLOAD_BYTES);
         // Compare without an early exit so timing does not reveal the MAC.
         let expected = self.mac(payload);
         if expected
@@ -90,14 +100,20 @@ impl PageTokens {
                 "signature mismatch (altered, or issued before a restart)",
             ));
         }
-        if payload[9..17] != fingerprint {
+        if payload[17..25] != fingerprint {
             return Err(invalid(
-                "it belongs to a request with another collection, query, filter or order",
+                "it belongs to a request with another collection, query, filter, order or ranking options",
             ));
         }
-        let mut offset = [0u8; 8];
-        offset.copy_from_slice(&payload[1..9]);
-        Ok(u64::from_le_bytes(offset))
+        let word = |range: std::ops::Range<usize>| {
+            let mut out = [0u8; 8];
+            out.copy_from_slice(&payload[range]);
+            u64::from_le_bytes(out)
+        };
+        Ok(Some(Position {
+            offset: word(1..9),
+            view: word(9..17),
+        }))
     }
 }
 
@@ -115,9 +131,13 @@ mod tests {
     fn round_trip_and_tamper() {
         let tokens = PageTokens::new();
         let fp = PageTokens::fingerprint(&["news", "taliban"]);
-        let token = tokens.encode(20, fp);
-        assert_eq!(tokens.decode(&token, fp).unwrap(), 20);
-        assert_eq!(tokens.decode("", fp).unwrap(), 0);
+        let position = Position {
+            offset: 20,
+            view: 7,
+        };
+        let token = tokens.encode(position, fp);
+        assert_eq!(tokens.decode(&token, fp).unwrap(), Some(position));
+        assert_eq!(tokens.decode("", fp).unwrap(), None);
         let other = PageTokens::fingerprint(&["news", "kabul"]);
         assert!(tokens.decode(&token, other).is_err());
         assert!(PageTokens::new().decode(&token, fp).is_err());

@@ -12,7 +12,8 @@ use super::error::{EngineError, Result};
 use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
 use super::filter;
 use super::order::{self, SortCollector, read_str};
-use super::page_token::PageTokens;
+use super::page_token::{PageTokens, Position};
+use super::pins::Pins;
 use super::query::{Builder, QueryOptions};
 use super::schema::{FieldType, ID_FIELD};
 
@@ -82,10 +83,12 @@ pub fn page_size(requested: i32) -> Result<usize> {
     }
 }
 
-/// Runs `request` on `collection`'s latest view.
+/// Runs `request` on `collection`'s latest view, or for a later page on the view
+/// its page token pinned.
 pub fn search(
     collection: &Collection,
     tokens: &PageTokens,
+    pins: &Pins,
     request: &SearchRequest,
 ) -> Result<SearchResults> {
     let schema = collection.schema();
@@ -99,11 +102,15 @@ pub fn search(
         &request.order_by,
         &ranking,
     ]);
-    let offset = tokens.decode(&request.page_token, fingerprint)?;
-    let offset = usize::try_from(offset)
-        .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
+    let (offset, view) = match tokens.decode(&request.page_token, fingerprint)? {
+        None => (0, collection.view()),
+        Some(position) => (
+            usize::try_from(position.offset)
+                .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?,
+            pins.get(position.view)?,
+        ),
+    };
 
-    let view = collection.view();
     let searcher = &view.searcher;
     let text_query =
         Builder::new(index, schema, searcher, &request.options)?.build(&request.query)?;
@@ -187,7 +194,12 @@ pub fn search(
     }
     let next = offset + hits.len();
     let next_page_token = if hits.len() == limit && next < total {
-        tokens.encode(next as u64, fingerprint)
+        pins.pin(&view);
+        let position = Position {
+            offset: next as u64,
+            view: view.id,
+        };
+        tokens.encode(position, fingerprint)
     } else {
         String::new()
     };

@@ -23,6 +23,7 @@ pub struct Server {
     pub documents: DocumentServiceClient<Channel>,
     pub search: SearchServiceClient<Channel>,
     pub health: HealthClient<Channel>,
+    engine: std::sync::Arc<trove::engine::Engine>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -45,9 +46,15 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(trove::server::run(config, listener, async {
-            let _ = rx.await;
-        }));
+        let engine = trove::server::engine_for(&config);
+        let task = tokio::spawn(trove::server::serve(
+            engine.clone(),
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect()
@@ -74,6 +81,7 @@ impl Server {
             search: SearchServiceClient::new(channel.clone()),
             health,
             channel,
+            engine,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -87,6 +95,11 @@ impl Server {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// How many search snapshots page tokens pin now.
+    pub fn pinned_snapshot_count(&self) -> usize {
+        self.engine.pinned_snapshots()
     }
 
     /// Creates collection `name` with the test schema (see [`test_fields`]).
