@@ -1,6 +1,6 @@
 """Interop checks against a running trove server (see run.sh).
 
-1. Every ```sh block of README.md that runs grpcurl is run as written (with the
+1. Every ```sh block of README.md and docs/QUERY.md that runs grpcurl is run as written (with the
    address replaced); when the README shows the output in the next fenced block,
    each line shown (but "…") must appear in the real output, and a shown "ERROR:"
    means the command must fail.
@@ -45,8 +45,8 @@ def wait_serving(channel):
             return
 
 
-def readme_blocks():
-    text = open("README.md", encoding="utf-8").read()
+def doc_blocks(path):
+    text = open(path, encoding="utf-8").read()
     blocks = re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S)
     for i, (lang, body) in enumerate(blocks):
         if lang != "sh" or not body.lstrip().startswith("grpcurl"):
@@ -57,17 +57,17 @@ def readme_blocks():
         yield body, shown
 
 
-def run_readme_examples():
-    for body, shown in readme_blocks():
+def run_doc_examples(path):
+    for body, shown in doc_blocks(path):
         script = body.replace("localhost:50051", ADDR)
         result = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
         output = result.stdout + result.stderr
         first = body.strip().splitlines()[0]
         expect_error = shown is not None and "ERROR:" in shown
         if expect_error:
-            check(result.returncode != 0, f"README example fails as shown: {first}")
+            check(result.returncode != 0, f"{path} example fails as shown: {first}")
         else:
-            check(result.returncode == 0, f"README example runs: {first}\n{output if result.returncode else ''}")
+            check(result.returncode == 0, f"{path} example runs: {first}\n{output if result.returncode else ''}")
         if shown:
             for line in shown.splitlines():
                 line = line.strip().rstrip(",")
@@ -122,7 +122,8 @@ def grpcio_checks():
 def main():
     started = time.time()
     grpcio_checks()
-    run_readme_examples()
+    run_doc_examples("README.md")
+    run_doc_examples("docs/QUERY.md")
     print(f"interop: {passed} passed, {failures} failed in {time.time() - started:.1f}s")
     sys.exit(1 if failures else 0)
 

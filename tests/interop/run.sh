@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop test: starts the real trove binary on a free loopback port and drives it
-# with real clients: every grpcurl example of README.md (grpcurl 1.8.6) and Python
+# with real clients: every grpcurl example of README.md and docs/QUERY.md (grpcurl 1.8.6) and Python
 # grpcio (health, reflection, a dynamic Search call, undecodable bytes).
 #
 # Needs grpcurl and a Python with grpcio, grpcio-reflection and
