@@ -9,8 +9,9 @@ use super::pb;
 use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
-    Collection, Document, EngineError, FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType,
-    Fields, Highlight, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
+    Collection, Document, EngineError, Explanation, FacetCounts, FacetRequest, FieldDef, FieldSpec,
+    FieldType, Fields, Highlight, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
+    Token,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -255,6 +256,7 @@ pub fn search_request(
         search_fields,
         typo_tolerance,
         prefix_last_word,
+        explain,
     } = request;
     let syntax = match pb::search_request::Syntax::try_from(syntax) {
         Ok(pb::search_request::Syntax::Unspecified | pb::search_request::Syntax::Full) => {
@@ -296,11 +298,13 @@ pub fn search_request(
                 field,
                 size,
                 interval,
+                ranges,
             } = f;
             FacetRequest {
                 field,
                 size,
                 interval,
+                ranges: ranges.into_iter().map(|r| (r.from, r.to)).collect(),
             }
         })
         .collect();
@@ -322,6 +326,7 @@ pub fn search_request(
                 typo_tolerance,
                 prefix_last_word,
             },
+            explain,
         },
         mask,
     ))
@@ -347,12 +352,39 @@ pub fn search_response(results: SearchResults, mask: &ReadMask) -> pb::SearchRes
                     .into_iter()
                     .map(|(field, snippets)| pb::Highlight { field, snippets })
                     .collect(),
+                explanation: hit.explanation.map(wire_explanation),
             })
             .collect(),
         total_size: total_size as i64,
         next_page_token,
         facets: facets.into_iter().map(wire_facet).collect(),
     }
+}
+
+fn wire_explanation(explanation: Explanation) -> pb::Explanation {
+    let Explanation {
+        value,
+        description,
+        details,
+    } = explanation;
+    pb::Explanation {
+        value,
+        description,
+        details: details.into_iter().map(wire_explanation).collect(),
+    }
+}
+
+/// Tokens on the wire.
+pub fn wire_tokens(tokens: Vec<Token>) -> Vec<pb::Token> {
+    tokens
+        .into_iter()
+        .map(|t| pb::Token {
+            text: t.text,
+            position: t.position as i32,
+            start: t.start as i32,
+            end: t.end as i32,
+        })
+        .collect()
 }
 
 fn wire_facet(counts: FacetCounts) -> pb::FacetResult {

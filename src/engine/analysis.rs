@@ -237,6 +237,46 @@ fn stemmed(lang: Language) -> TextAnalyzer {
     }
 }
 
+/// One token of an analyzed text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    pub position: usize,
+    /// Start and end (exclusive) in Unicode code points.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The tokens `analyzer` makes of `text`, with offsets in code points.
+pub fn analyze(analyzer: Analyzer, text: &str) -> Vec<Token> {
+    tokens_of(&mut analyzer.build(), text)
+}
+
+/// The tokens a tantivy analyzer makes of `text`, with offsets in code points.
+pub(crate) fn tokens_of(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
+    // Byte offset → code point offset, for every char boundary.
+    let mut points = vec![0usize; text.len() + 1];
+    let mut count = 0;
+    for (byte, c) in text.char_indices() {
+        for slot in points.iter_mut().skip(byte).take(c.len_utf8()) {
+            *slot = count;
+        }
+        count += 1;
+    }
+    points[text.len()] = count;
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while let Some(token) = stream.next() {
+        out.push(Token {
+            text: token.text.clone(),
+            position: token.position,
+            start: points[token.offset_from.min(text.len())],
+            end: points[token.offset_to.min(text.len())],
+        });
+    }
+    out
+}
+
 /// Registers every analyzer on `index` under its name.
 pub(crate) fn register(index: &Index) {
     let manager = index.tokenizers();
@@ -276,6 +316,19 @@ mod tests {
             ["taliban", "run", "attack"]
         );
         assert_eq!(tokens(Analyzer::Keyword, "New York"), ["New York"]);
+    }
+
+    #[test]
+    fn offsets_are_code_points() {
+        let tokens = analyze(Analyzer::English, "Déjà vu: the cafés");
+        let got: Vec<(&str, usize, usize, usize)> = tokens
+            .iter()
+            .map(|t| (t.text.as_str(), t.position, t.start, t.end))
+            .collect();
+        assert_eq!(
+            got,
+            [("deja", 0, 0, 4), ("vu", 1, 5, 7), ("cafe", 3, 13, 18)]
+        );
     }
 
     #[test]

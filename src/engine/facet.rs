@@ -37,7 +37,12 @@ pub struct FacetRequest {
     pub size: i32,
     /// Empty means `month` (TIMESTAMP fields only).
     pub interval: String,
+    /// `[from, to)` ranges for INTEGER and FLOAT fields; `None` is an open bound.
+    pub ranges: Vec<(Option<f64>, Option<f64>)>,
 }
+
+/// The most ranges one facet may ask for.
+pub const MAX_RANGES: usize = 100;
 
 /// A validated facet.
 #[derive(Clone, Debug)]
@@ -46,6 +51,7 @@ pub struct Facet {
     ty: FieldType,
     size: usize,
     interval: Interval,
+    ranges: Vec<(Option<f64>, Option<f64>)>,
 }
 
 /// The counts of one facet.
@@ -118,11 +124,46 @@ pub fn validate(requests: &[FacetRequest], schema: &CollectionSchema) -> Result<
                     ));
                 }
             };
+            if !req.ranges.is_empty() {
+                if !matches!(def.ty, FieldType::Integer | FieldType::Float) {
+                    return Err(EngineError::invalid(
+                        path("ranges"),
+                        format!(
+                            "ranges apply to INTEGER and FLOAT fields; {:?} is {}",
+                            req.field,
+                            def.ty.name()
+                        ),
+                    ));
+                }
+                if req.ranges.len() > MAX_RANGES {
+                    return Err(EngineError::invalid(
+                        path("ranges"),
+                        format!(
+                            "{} ranges requested; the limit is {MAX_RANGES}",
+                            req.ranges.len()
+                        ),
+                    ));
+                }
+                for (j, (from, to)) in req.ranges.iter().enumerate() {
+                    let finite = from.is_none_or(f64::is_finite) && to.is_none_or(f64::is_finite);
+                    let ordered = match (from, to) {
+                        (Some(from), Some(to)) => from < to,
+                        _ => true,
+                    };
+                    if !finite || !ordered {
+                        return Err(EngineError::invalid(
+                            format!("facets[{i}].ranges[{j}]"),
+                            "a range needs finite bounds with from < to",
+                        ));
+                    }
+                }
+            }
             Ok(Facet {
                 field: req.field.clone(),
                 ty: def.ty,
                 size,
                 interval,
+                ranges: req.ranges.clone(),
             })
         })
         .collect()
@@ -139,6 +180,9 @@ enum Source {
     Float(Column<f64>),
     Bool(Column<bool>),
     Date(Column<tantivy::DateTime>, Interval),
+    /// Counts per range, in request order.
+    Ranges(Column<f64>, Vec<(Option<f64>, Option<f64>)>, Vec<u64>),
+    IntRanges(Column<i64>, Vec<(Option<f64>, Option<f64>)>, Vec<u64>),
 }
 
 pub struct FacetSegmentCollector {
@@ -160,6 +204,18 @@ impl Collector for FacetCollector {
             .iter()
             .map(|f| {
                 let source = match f.ty {
+                    // Integers compare with the bounds as f64: exact within ±2^53,
+                    // which is all an INTEGER field takes.
+                    FieldType::Integer if !f.ranges.is_empty() => Source::IntRanges(
+                        fast.i64(&f.field)?,
+                        f.ranges.clone(),
+                        vec![0; f.ranges.len()],
+                    ),
+                    FieldType::Float if !f.ranges.is_empty() => Source::Ranges(
+                        fast.f64(&f.field)?,
+                        f.ranges.clone(),
+                        vec![0; f.ranges.len()],
+                    ),
                     FieldType::Integer => Source::Int(fast.i64(&f.field)?),
                     FieldType::Float => Source::Float(fast.f64(&f.field)?),
                     FieldType::Boolean => Source::Bool(fast.bool(&f.field)?),
@@ -196,7 +252,23 @@ impl Collector for FacetCollector {
             .zip(totals)
             .map(|(facet, counts)| {
                 let mut buckets: Vec<(String, u64)> = counts.into_iter().collect();
-                if facet.ty == FieldType::Timestamp {
+                if !facet.ranges.is_empty() {
+                    // Ranges in request order, each once (a repeated range counts once).
+                    let mut seen = std::collections::HashSet::new();
+                    buckets = facet
+                        .ranges
+                        .iter()
+                        .map(|r| range_label(*r))
+                        .filter(|label| seen.insert(label.clone()))
+                        .map(|label| {
+                            let count = buckets
+                                .iter()
+                                .find(|(l, _)| *l == label)
+                                .map_or(0, |(_, c)| *c);
+                            (label, count)
+                        })
+                        .collect();
+                } else if facet.ty == FieldType::Timestamp {
                     // RFC 3339 in UTC with a fixed width sorts in time order for years 0–9999.
                     buckets.sort();
                 } else {
@@ -239,6 +311,16 @@ impl SegmentCollector for FacetSegmentCollector {
                         *counts.entry(v.to_string()).or_default() += 1;
                     }
                 }
+                Source::Ranges(c, ranges, range_counts) => {
+                    for v in c.values_for_doc(doc) {
+                        count_ranges(v, ranges, range_counts);
+                    }
+                }
+                Source::IntRanges(c, ranges, range_counts) => {
+                    for v in c.values_for_doc(doc) {
+                        count_ranges(v as f64, ranges, range_counts);
+                    }
+                }
                 Source::Date(c, interval) => {
                     for v in c.values_for_doc(doc) {
                         let start = bucket_start(v.into_timestamp_micros(), *interval);
@@ -253,18 +335,41 @@ impl SegmentCollector for FacetSegmentCollector {
         self.sources
             .into_iter()
             .map(|(source, mut counts)| {
-                if let Source::Str(Some(column), ords) = source {
-                    let mut value = String::new();
-                    for (ord, count) in ords {
-                        if column.ord_to_str(ord, &mut value).unwrap_or(false) {
-                            *counts.entry(value.clone()).or_default() += count;
+                match source {
+                    Source::Str(Some(column), ords) => {
+                        let mut value = String::new();
+                        for (ord, count) in ords {
+                            if column.ord_to_str(ord, &mut value).unwrap_or(false) {
+                                *counts.entry(value.clone()).or_default() += count;
+                            }
                         }
                     }
+                    Source::Ranges(_, ranges, range_counts)
+                    | Source::IntRanges(_, ranges, range_counts) => {
+                        for (range, count) in ranges.iter().zip(range_counts) {
+                            counts.insert(range_label(*range), count);
+                        }
+                    }
+                    _ => {}
                 }
                 counts
             })
             .collect()
     }
+}
+
+fn count_ranges(value: f64, ranges: &[(Option<f64>, Option<f64>)], counts: &mut [u64]) {
+    for ((from, to), count) in ranges.iter().zip(counts.iter_mut()) {
+        if from.is_none_or(|from| value >= from) && to.is_none_or(|to| value < to) {
+            *count += 1;
+        }
+    }
+}
+
+/// `from..to`, an open bound left empty.
+fn range_label((from, to): (Option<f64>, Option<f64>)) -> String {
+    let bound = |b: Option<f64>| b.map(|v| v.to_string()).unwrap_or_default();
+    format!("{}..{}", bound(from), bound(to))
 }
 
 /// The start of the calendar bucket holding `micros`, in microseconds.

@@ -14,6 +14,7 @@ mod pins;
 mod query;
 mod schema;
 mod search;
+mod suggest;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-pub use analysis::Analyzer;
+pub use analysis::{Analyzer, Token, analyze};
 pub use collection::{Collection, ImportResult, Patch, Stats, Update};
 pub use document::{Document, Fields, MAX_SAFE_INTEGER};
 pub use error::{EngineError, Result};
@@ -30,7 +31,7 @@ pub use facet::{FacetCounts, FacetRequest};
 pub use names::{CollectionName, DocId, FieldName};
 pub use query::{Operator, QueryOptions, Syntax};
 pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
-pub use search::{Highlight, Hit, SearchRequest, SearchResults, page_size};
+pub use search::{Explanation, Highlight, Hit, SearchRequest, SearchResults, page_size};
 
 use page_token::PageTokens;
 use pins::Pins;
@@ -125,6 +126,36 @@ impl Engine {
         tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &pins, &request))
             .await
             .map_err(|e| EngineError::Internal(format!("search task failed: {e}")))?
+    }
+
+    /// Completes the last word of `prefix` from the collection `name`.
+    pub async fn suggest(
+        &self,
+        name: &CollectionName,
+        prefix: String,
+        field: String,
+        limit: i32,
+    ) -> Result<Vec<(String, u64)>> {
+        let collection = self.collection(name)?;
+        tokio::task::spawn_blocking(move || suggest::suggest(&collection, &prefix, &field, limit))
+            .await
+            .map_err(|e| EngineError::Internal(format!("suggest task failed: {e}")))?
+    }
+
+    /// The tokens the analyzer of `field` in collection `name` makes of `text`.
+    pub fn analyze_field(
+        &self,
+        name: &CollectionName,
+        field: &str,
+        text: &str,
+    ) -> Result<Vec<Token>> {
+        let collection = self.collection(name)?;
+        let (_, tantivy_field) = collection
+            .schema()
+            .field(field)
+            .ok_or_else(|| EngineError::invalid("field", format!("unknown field {field:?}")))?;
+        let mut analyzer = collection.index().tokenizer_for_field(tantivy_field)?;
+        Ok(analysis::tokens_of(&mut analyzer, text))
     }
 
     /// Makes every collection's pending asynchronous writes visible.

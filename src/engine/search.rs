@@ -50,6 +50,8 @@ pub struct SearchRequest {
     pub facets: Vec<FacetRequest>,
     /// Syntax, default operator, fields and typo tolerance of `query`.
     pub options: QueryOptions,
+    /// Explain each hit's score.
+    pub explain: bool,
 }
 
 /// One hit.
@@ -59,6 +61,16 @@ pub struct Hit {
     pub document: Document,
     /// `(field, snippets)` for fields with a match.
     pub highlights: Vec<(String, Vec<String>)>,
+    /// How the score was computed, when asked for.
+    pub explanation: Option<Explanation>,
+}
+
+/// A score and how it was computed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation {
+    pub value: f32,
+    pub description: String,
+    pub details: Vec<Explanation>,
 }
 
 /// A page of results.
@@ -186,10 +198,16 @@ pub fn search(
                 highlights.push((name.clone(), vec![snippet.to_html()]));
             }
         }
+        let explanation = if request.explain {
+            Some(explain(collection, &*full_query, searcher, address)?)
+        } else {
+            None
+        };
         hits.push(Hit {
             score,
             document,
             highlights,
+            explanation,
         });
     }
     let next = offset + hits.len();
@@ -281,4 +299,65 @@ fn read_document(view: &View, address: DocAddress) -> Result<Document> {
 fn id_key(id: &str) -> Result<super::names::DocId> {
     super::names::DocId::parse(id, "id")
         .map_err(|e| EngineError::Internal(format!("stored id: {e}")))
+}
+
+/// The explanation of `address`'s score for `query`, with field numbers replaced by
+/// field names.
+fn explain(
+    collection: &Collection,
+    query: &dyn Query,
+    searcher: &tantivy::Searcher,
+    address: DocAddress,
+) -> Result<Explanation> {
+    let explanation = query.explain(searcher, address)?;
+    let json = serde_json::to_value(&explanation)
+        .map_err(|e| EngineError::Internal(format!("explanation: {e}")))?;
+    Ok(convert_explanation(collection, &json))
+}
+
+fn convert_explanation(collection: &Collection, json: &serde_json::Value) -> Explanation {
+    let mut description = json["description"].as_str().unwrap_or_default().to_owned();
+    if let Some(context) = json["context"].as_array() {
+        for item in context.iter().filter_map(|c| c.as_str()) {
+            description.push_str(" (");
+            description.push_str(&describe_context(collection, item));
+            description.push(')');
+        }
+    }
+    Explanation {
+        value: json["value"].as_f64().unwrap_or(0.0) as f32,
+        description,
+        details: json["details"]
+            .as_array()
+            .map(|details| {
+                details
+                    .iter()
+                    .map(|d| convert_explanation(collection, d))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Rewrites tantivy's `Term=Term(field=3, type=Str, "kabul")` as `term "kabul" in title`.
+fn describe_context(collection: &Collection, context: &str) -> String {
+    let field_number = context
+        .split("field=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse::<u32>().ok());
+    let text = context
+        .rsplit_once(", ")
+        .map(|(_, t)| t.trim_end_matches(')'));
+    match (field_number, text) {
+        (Some(number), Some(text)) => {
+            let schema = collection.schema().tantivy();
+            let name = schema.get_field_name(tantivy::schema::Field::from_field_id(number));
+            let name = name
+                .strip_prefix("_raw_")
+                .map_or(name.to_owned(), |n| format!("{n} (as written)"));
+            format!("term {text} in {name}")
+        }
+        _ => context.to_owned(),
+    }
 }

@@ -7,7 +7,10 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb::search_service_server::SearchService;
 use crate::api::{self, pb};
-use crate::engine::Engine;
+use crate::engine::{Analyzer, Engine, EngineError};
+
+/// The longest text Analyze accepts, in bytes.
+const MAX_ANALYZE_BYTES: usize = 1 << 20;
 
 /// Serves `SearchService` from the engine.
 pub struct SearchHandler {
@@ -24,5 +27,78 @@ impl SearchService for SearchHandler {
         let name = collection_name(&collection, "collection")?;
         let results = self.engine.search(&name, search).await?;
         Ok(Response::new(api::search_response(results, &mask)))
+    }
+
+    async fn suggest(
+        &self,
+        request: Request<pb::SuggestRequest>,
+    ) -> Result<Response<pb::SuggestResponse>, Status> {
+        let pb::SuggestRequest {
+            collection,
+            prefix,
+            field,
+            limit,
+        } = request.into_inner();
+        let name = collection_name(&collection, "collection")?;
+        let suggestions = self.engine.suggest(&name, prefix, field, limit).await?;
+        Ok(Response::new(pb::SuggestResponse {
+            suggestions: suggestions
+                .into_iter()
+                .map(|(text, count)| pb::Suggestion {
+                    text,
+                    count: count as i64,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn analyze(
+        &self,
+        request: Request<pb::AnalyzeRequest>,
+    ) -> Result<Response<pb::AnalyzeResponse>, Status> {
+        let pb::AnalyzeRequest {
+            analyzer,
+            collection,
+            field,
+            text,
+        } = request.into_inner();
+        if text.len() > MAX_ANALYZE_BYTES {
+            return Err(EngineError::invalid(
+                "text",
+                format!(
+                    "text is {} bytes long; the limit is {MAX_ANALYZE_BYTES}",
+                    text.len()
+                ),
+            )
+            .into());
+        }
+        let tokens = match (analyzer.as_str(), collection.is_empty()) {
+            ("", false) => {
+                let name = collection_name(&collection, "collection")?;
+                self.engine.analyze_field(&name, &field, &text)?
+            }
+            ("", true) => {
+                return Err(EngineError::invalid(
+                    "analyzer",
+                    "name an analyzer, or a collection and field",
+                )
+                .into());
+            }
+            (name, _) => {
+                let analyzer = Analyzer::from_name(name).ok_or_else(|| {
+                    EngineError::invalid(
+                        "analyzer",
+                        format!(
+                            "unknown analyzer {name:?}; known: {}",
+                            Analyzer::known_names()
+                        ),
+                    )
+                })?;
+                crate::engine::analyze(analyzer, &text)
+            }
+        };
+        Ok(Response::new(pb::AnalyzeResponse {
+            tokens: api::wire_tokens(tokens),
+        }))
     }
 }

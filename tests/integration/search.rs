@@ -255,16 +255,19 @@ async fn highlights_facets_and_read_mask() {
             field: "tags".into(),
             size: 2,
             interval: String::new(),
+            ..Default::default()
         },
         pb::FacetRequest {
             field: "date".into(),
             size: 0,
             interval: "month".into(),
+            ..Default::default()
         },
         pb::FacetRequest {
             field: "live".into(),
             size: 0,
             interval: String::new(),
+            ..Default::default()
         },
     ];
     let found = s.find(facets).await;
