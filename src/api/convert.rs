@@ -283,12 +283,14 @@ pub fn search_request(
             pre_tag,
             post_tag,
             fragment_size,
+            max_fragments,
         } = h;
         Highlight {
             fields,
             pre_tag,
             post_tag,
             fragment_size,
+            max_fragments,
         }
     });
     let facets = facets
@@ -350,7 +352,18 @@ pub fn search_response(results: SearchResults, mask: &ReadMask) -> pb::SearchRes
                 highlights: hit
                     .highlights
                     .into_iter()
-                    .map(|(field, snippets)| pb::Highlight { field, snippets })
+                    .map(|(field, found)| pb::Highlight {
+                        field,
+                        snippets: found.snippets,
+                        matches: found
+                            .matches
+                            .into_iter()
+                            .map(|(start, end)| pb::HighlightMatch {
+                                start: start as i32,
+                                end: end as i32,
+                            })
+                            .collect(),
+                    })
                     .collect(),
                 explanation: hit.explanation.map(wire_explanation),
             })

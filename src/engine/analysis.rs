@@ -77,6 +77,11 @@ impl Analyzer {
         names.join(", ")
     }
 
+    #[cfg(test)]
+    pub(crate) fn build_for_tests(self) -> TextAnalyzer {
+        self.build()
+    }
+
     fn build(self) -> TextAnalyzer {
         match self {
             Analyzer::Keyword => TextAnalyzer::from(RawTokenizer::default()),

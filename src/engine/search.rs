@@ -3,7 +3,6 @@
 
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Score};
 
 use super::collection::{Collection, View};
@@ -11,10 +10,11 @@ use super::document::Document;
 use super::error::{EngineError, Result};
 use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
 use super::filter;
+use super::highlight::{self, FieldHighlight, Style};
 use super::order::{self, SortCollector, read_str};
 use super::page_token::{PageTokens, Position};
 use super::pins::Pins;
-use super::query::{Builder, QueryOptions};
+use super::query::{Builder, MarkKind, QueryOptions};
 use super::schema::{FieldType, ID_FIELD};
 
 /// The default page size of searches and lists.
@@ -25,6 +25,8 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_FRAGMENT_SIZE: usize = 150;
 /// The longest snippet in characters.
 pub const MAX_FRAGMENT_SIZE: usize = 10_000;
+/// The most snippets per field.
+pub const MAX_FRAGMENTS: usize = 10;
 
 /// Highlighting options.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,6 +37,8 @@ pub struct Highlight {
     pub post_tag: String,
     /// 0 means the default.
     pub fragment_size: i32,
+    /// 0 means 1.
+    pub max_fragments: i32,
 }
 
 /// A search request in engine terms.
@@ -59,8 +63,8 @@ pub struct SearchRequest {
 pub struct Hit {
     pub score: Score,
     pub document: Document,
-    /// `(field, snippets)` for fields with a match.
-    pub highlights: Vec<(String, Vec<String>)>,
+    /// Per field with a match: its snippets and match offsets.
+    pub highlights: Vec<(String, FieldHighlight)>,
     /// How the score was computed, when asked for.
     pub explanation: Option<Explanation>,
 }
@@ -124,8 +128,9 @@ pub fn search(
     };
 
     let searcher = &view.searcher;
-    let text_query =
-        Builder::new(index, schema, searcher, &request.options)?.build(&request.query)?;
+    let mut builder = Builder::new(index, schema, searcher, &request.options)?;
+    let text_query = builder.build(&request.query)?;
+    let marks = builder.marks();
     let filter = filter::parse(&request.filter)?
         .map(|expr| filter::build(index, schema, &expr))
         .transpose()?;
@@ -134,7 +139,7 @@ pub fn search(
     let highlight = request
         .highlight
         .as_ref()
-        .map(|h| highlight_fields(collection, h))
+        .map(|h| highlight_plan(collection, h))
         .transpose()?;
 
     let full_query: Box<dyn Query> = match filter {
@@ -169,13 +174,18 @@ pub fn search(
     };
     let ranked: Vec<_> = ranked.into_iter().take(limit).collect();
 
-    let generators = match &highlight {
-        Some((fields, options)) => fields
+    let mut analyzers = match &highlight {
+        Some((fields, _)) => fields
             .iter()
             .map(|(name, field)| {
-                let mut generator = SnippetGenerator::create(searcher, &*text_query, *field)?;
-                generator.set_max_num_chars(options.1);
-                Ok((name.clone(), generator))
+                let analyzer = index.tokenizer_for_field(*field)?;
+                let raw = index.tokenizer_for_field(schema.raw_field(*field))?;
+                let field_marks: Vec<&MarkKind> = marks
+                    .iter()
+                    .filter(|m| m.field == *field)
+                    .map(|m| &m.kind)
+                    .collect();
+                Ok((name.clone(), analyzer, raw, field_marks))
             })
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
@@ -185,17 +195,15 @@ pub fn search(
     for (score, address) in ranked {
         let document = read_document(&view, address)?;
         let mut highlights = Vec::new();
-        if let Some((_, (tags, _))) = &highlight {
-            for (name, generator) in &generators {
-                let Some(serde_json::Value::String(text)) = document.fields.get(name) else {
+        if let Some((_, style)) = &highlight {
+            for (name, analyzer, raw, field_marks) in &mut analyzers {
+                let Some(serde_json::Value::String(text)) = document.fields.get(name.as_str())
+                else {
                     continue;
                 };
-                let mut snippet = generator.snippet(text);
-                if snippet.highlighted().is_empty() {
-                    continue;
+                if let Some(found) = highlight::highlight(text, analyzer, raw, field_marks, style) {
+                    highlights.push((name.clone(), found));
                 }
-                snippet.set_snippet_prefix_postfix(&tags.0, &tags.1);
-                highlights.push((name.clone(), vec![snippet.to_html()]));
             }
         }
         let explanation = if request.explain {
@@ -229,12 +237,9 @@ pub fn search(
     })
 }
 
-type HighlightPlan = (
-    Vec<(String, tantivy::schema::Field)>,
-    ((String, String), usize),
-);
+type HighlightPlan = (Vec<(String, tantivy::schema::Field)>, Style);
 
-fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightPlan> {
+fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPlan> {
     let schema = collection.schema();
     let fields = if h.fields.is_empty() {
         schema
@@ -282,7 +287,23 @@ fn highlight_fields(collection: &Collection, h: &Highlight) -> Result<HighlightP
     } else {
         &h.post_tag
     };
-    Ok((fields, ((pre.to_owned(), post.to_owned()), size)))
+    let max_fragments = match h.max_fragments {
+        0 => 1,
+        n if n < 0 => {
+            return Err(EngineError::invalid(
+                "highlight.max_fragments",
+                format!("max_fragments must not be negative, got {n}"),
+            ));
+        }
+        n => (n as usize).min(MAX_FRAGMENTS),
+    };
+    let style = Style {
+        pre_tag: pre.to_owned(),
+        post_tag: post.to_owned(),
+        fragment_size: size,
+        max_fragments,
+    };
+    Ok((fields, style))
 }
 
 fn read_document(view: &View, address: DocAddress) -> Result<Document> {

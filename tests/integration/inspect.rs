@@ -294,3 +294,73 @@ async fn numeric_range_facets() {
     assert_eq!(s.search_code(request).await, Code::InvalidArgument);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn highlights_mark_what_matched_and_where() {
+    let mut s = Server::start().await;
+    s.create_test_collection("h").await;
+    let body =
+        "The peace process began. Computers talk; peace talks stall. A process of peace & <calm>.";
+    s.put("h", "1", json!({"body": body})).await;
+    let highlight = |q: &str, max_fragments: i32| {
+        let mut r = query("h", q);
+        r.highlight = Some(pb::HighlightOptions {
+            fields: vec!["body".into()],
+            max_fragments,
+            ..Default::default()
+        });
+        r
+    };
+    let marked = |r: &pb::SearchResponse| {
+        let h = &r.hits[0].highlights[0];
+        let chars: Vec<char> = body.chars().collect();
+        h.matches
+            .iter()
+            .map(|m| {
+                chars[m.start as usize..m.end as usize]
+                    .iter()
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+    };
+    // A phrase is marked only where it matches.
+    let found = s.find(highlight("\"peace process\"", 0)).await;
+    assert_eq!(marked(&found), ["peace", "process"]);
+    assert!(
+        found.hits[0].highlights[0].snippets[0]
+            .starts_with("The <em>peace</em> <em>process</em> began.")
+    );
+    assert!(
+        found.hits[0].highlights[0].snippets[0].contains("&amp; &lt;calm&gt;"),
+        "HTML-escaped"
+    );
+    // Prefix and fuzzy terms mark the words they expanded to, as written.
+    assert_eq!(
+        marked(&s.find(highlight("comput*", 0)).await),
+        ["Computers"]
+    );
+    assert_eq!(marked(&s.find(highlight("tallks~", 0)).await), ["talks"]);
+    let mut typo = highlight("proces", 0);
+    typo.typo_tolerance = true;
+    assert_eq!(marked(&s.find(typo).await), ["process", "process"]);
+    // Stemmed terms mark every form; excluded words are not marked.
+    let found = s.find(highlight("talking peace -computers", 0)).await;
+    assert!(found.hits.is_empty(), "the document holds computers");
+    let found = s.find(highlight("talking peace -war", 0)).await;
+    assert_eq!(marked(&found), ["peace", "talk", "peace", "talks", "peace"]);
+    // Several fragments, best first.
+    let mut fragments = highlight("peace process", 3);
+    fragments.highlight.as_mut().unwrap().fragment_size = 30;
+    let found = s.find(fragments).await;
+    let snippets = &found.hits[0].highlights[0].snippets;
+    assert!(snippets.len() > 1 && snippets.len() <= 3, "{snippets:?}");
+    assert!(
+        snippets[0].contains("<em>peace</em> <em>process</em>"),
+        "{snippets:?}"
+    );
+    let mut bad = highlight("peace", -1);
+    bad.highlight.as_mut().unwrap().max_fragments = -1;
+    let err = s.search.search(bad).await.unwrap_err();
+    assert_eq!(bad_request_field(&err), "highlight.max_fragments");
+    s.stop().await;
+}

@@ -242,6 +242,7 @@ async fn highlights_facets_and_read_mask() {
         pre_tag: "[".into(),
         post_tag: "]".into(),
         fragment_size: 40,
+        ..Default::default()
     });
     let found = s.find(tags).await;
     let snippet = &found.hits[0].highlights[0].snippets[0];

@@ -6,6 +6,7 @@
 //! `english` field; each expansion is a scored term query, and their number is
 //! limited.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use tantivy::query::{
@@ -50,6 +51,29 @@ pub struct Builder<'a> {
     targets: Vec<(Field, f32)>,
     /// Position of the last plain word, for `prefix_last_word`.
     last_word: Option<usize>,
+    /// What matched words look like, per field, for highlighting.
+    marks: RefCell<Vec<Mark>>,
+    /// Above 0 while building an excluded part: its words are not marked.
+    excluded: Cell<u32>,
+}
+
+/// What a match looks like in one declared field, for highlighting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mark {
+    /// The declared field (never a raw shadow).
+    pub field: Field,
+    pub kind: MarkKind,
+}
+
+/// How to find a match in a field's text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MarkKind {
+    /// A token of the field's analyzer.
+    Term(String),
+    /// Tokens of the standard analyzer (words as written): prefix and fuzzy expansions.
+    Raw(Vec<String>),
+    /// Tokens of the field's analyzer at relative positions, within `slop` moves.
+    Phrase(Vec<(usize, String)>, u32),
 }
 
 impl<'a> Builder<'a> {
@@ -75,6 +99,8 @@ impl<'a> Builder<'a> {
             options,
             targets,
             last_word: None,
+            marks: RefCell::default(),
+            excluded: Cell::new(0),
         })
     }
 
@@ -89,6 +115,28 @@ impl<'a> Builder<'a> {
         self.node(&node)
     }
 
+    /// The marks of the words the last built query matches (not its excluded parts).
+    pub fn marks(&self) -> Vec<Mark> {
+        self.marks.borrow().clone()
+    }
+
+    fn mark(&self, field: Field, kind: MarkKind) {
+        if self.excluded.get() == 0 {
+            self.marks.borrow_mut().push(Mark { field, kind });
+        }
+    }
+
+    /// `text_query`, marking what it matches.
+    fn text(&self, field: Field, text: &str, slop: u32) -> Result<Option<Box<dyn Query>>> {
+        let (query, terms) = analyzed_query(self.index, field, text, slop)?;
+        match terms.len() {
+            0 => {}
+            1 => self.mark(field, MarkKind::Term(terms[0].1.clone())),
+            _ => self.mark(field, MarkKind::Phrase(terms, slop)),
+        }
+        Ok(query)
+    }
+
     fn node(&self, node: &Node) -> Result<Box<dyn Query>> {
         match node {
             Node::Leaf(leaf) => Ok(self.leaf(leaf)?.unwrap_or_else(|| Box::new(EmptyQuery))),
@@ -96,19 +144,11 @@ impl<'a> Builder<'a> {
             Node::Bool(items) => {
                 let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
                 for (occur, item) in items {
-                    if let Node::Leaf(leaf) = item {
-                        match self.leaf(leaf)? {
-                            Some(q) => clauses.push((*occur, q)),
-                            // Only stop words: a required one matches nothing; an
-                            // optional or excluded one is dropped.
-                            None if *occur == Occur::Must => {
-                                clauses.push((Occur::Must, Box::new(EmptyQuery)))
-                            }
-                            None => {}
-                        }
-                    } else {
-                        clauses.push((*occur, self.node(item)?));
-                    }
+                    let excluded = *occur == Occur::MustNot;
+                    self.excluded.set(self.excluded.get() + u32::from(excluded));
+                    let built = self.bool_item(*occur, item, &mut clauses);
+                    self.excluded.set(self.excluded.get() - u32::from(excluded));
+                    built?;
                 }
                 if clauses.is_empty() {
                     return Ok(Box::new(EmptyQuery));
@@ -120,6 +160,26 @@ impl<'a> Builder<'a> {
                 Ok(Box::new(BooleanQuery::new(clauses)))
             }
         }
+    }
+
+    fn bool_item(
+        &self,
+        occur: Occur,
+        item: &Node,
+        clauses: &mut Vec<(Occur, Box<dyn Query>)>,
+    ) -> Result<()> {
+        let Node::Leaf(leaf) = item else {
+            clauses.push((occur, self.node(item)?));
+            return Ok(());
+        };
+        match self.leaf(leaf)? {
+            Some(q) => clauses.push((occur, q)),
+            // Only stop words: a required one matches nothing; an optional or
+            // excluded one is dropped.
+            None if occur == Occur::Must => clauses.push((Occur::Must, Box::new(EmptyQuery))),
+            None => {}
+        }
+        Ok(())
     }
 
     /// The query for one leaf over its target fields; `None` when the text makes
@@ -170,17 +230,17 @@ impl<'a> Builder<'a> {
         let raw = self.schema.raw_field(field);
         match &leaf.kind {
             LeafKind::Word(word) => {
-                let exact = text_query(self.index, field, word, 0)?;
+                let exact = self.text(field, word, 0)?;
                 let mut alternatives: Vec<Box<dyn Query>> = exact.into_iter().collect();
                 let chars = word.chars().count();
                 if self.options.typo_tolerance && chars >= 5 {
                     let distance = if chars >= 9 { 2 } else { 1 };
-                    if let Some(q) = self.fuzzy(leaf, raw, word, distance, false)? {
+                    if let Some(q) = self.fuzzy(leaf, field, raw, word, distance, false)? {
                         alternatives.push(Box::new(BoostQuery::new(q, TYPO_BOOST)));
                     }
                 }
                 if self.last_word == Some(leaf.position) {
-                    if let Some(q) = self.prefix(leaf, raw, word, true)? {
+                    if let Some(q) = self.prefix(leaf, field, raw, word, true)? {
                         alternatives.push(Box::new(BoostQuery::new(q, TYPO_BOOST)));
                     }
                 }
@@ -190,11 +250,11 @@ impl<'a> Builder<'a> {
                     _ => Some(Box::new(DisjunctionMaxQuery::new(alternatives))),
                 })
             }
-            LeafKind::Phrase { text, slop } => text_query(self.index, field, text, *slop),
-            LeafKind::Prefix(word) => self.prefix(leaf, raw, word, false),
+            LeafKind::Phrase { text, slop } => self.text(field, text, *slop),
+            LeafKind::Prefix(word) => self.prefix(leaf, field, raw, word, false),
             LeafKind::Fuzzy { word, distance } => {
                 let distance = distance.unwrap_or(if word.chars().count() >= 9 { 2 } else { 1 });
-                self.fuzzy(leaf, raw, word, distance, true)
+                self.fuzzy(leaf, field, raw, word, distance, true)
             }
         }
     }
@@ -221,6 +281,7 @@ impl<'a> Builder<'a> {
     fn prefix(
         &self,
         leaf: &Leaf,
+        main: Field,
         raw: Field,
         word: &str,
         lenient: bool,
@@ -254,12 +315,13 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        self.expansions(leaf, raw, terms, &format!("{word}*"), lenient)
+        self.expansions(leaf, main, raw, terms, &format!("{word}*"), lenient)
     }
 
     fn fuzzy(
         &self,
         leaf: &Leaf,
+        main: Field,
         raw: Field,
         word: &str,
         distance: u8,
@@ -290,7 +352,14 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        self.expansions(leaf, raw, terms, &format!("{word}~{distance}"), !strict)
+        self.expansions(
+            leaf,
+            main,
+            raw,
+            terms,
+            &format!("{word}~{distance}"),
+            !strict,
+        )
     }
 
     /// Scored term queries for the expansions of a prefix or fuzzy term. Over the
@@ -298,6 +367,7 @@ impl<'a> Builder<'a> {
     fn expansions(
         &self,
         leaf: &Leaf,
+        main: Field,
         field: Field,
         terms: BTreeSet<Vec<u8>>,
         what: &str,
@@ -329,6 +399,17 @@ impl<'a> Builder<'a> {
                 .collect();
             by_freq.sort_by_key(|(freq, _)| std::cmp::Reverse(*freq));
             terms = by_freq.into_iter().take(limit).map(|(_, t)| t).collect();
+        }
+        let texts: Vec<String> = terms
+            .iter()
+            .filter_map(|t| t.value().as_str().map(str::to_owned))
+            .collect();
+        if main == field {
+            for text in texts {
+                self.mark(main, MarkKind::Term(text));
+            }
+        } else if !texts.is_empty() {
+            self.mark(main, MarkKind::Raw(texts));
         }
         Ok(match terms.len() {
             0 => None,
@@ -421,22 +502,40 @@ pub fn text_query(
     text: &str,
     slop: u32,
 ) -> Result<Option<Box<dyn Query>>> {
+    Ok(analyzed_query(index, field, text, slop)?.0)
+}
+
+/// Analysed terms with their positions relative to the first.
+type Positioned = Vec<(usize, String)>;
+
+/// [`text_query`] with the analysed terms and their relative positions.
+fn analyzed_query(
+    index: &Index,
+    field: Field,
+    text: &str,
+    slop: u32,
+) -> Result<(Option<Box<dyn Query>>, Positioned)> {
     let mut analyzer = index.tokenizer_for_field(field)?;
     let mut stream = analyzer.token_stream(text);
-    let mut terms: Vec<(usize, Term)> = Vec::new();
+    let mut tokens: Vec<(usize, String)> = Vec::new();
     while let Some(token) = stream.next() {
-        terms.push((token.position, Term::from_field_text(field, &token.text)));
+        tokens.push((token.position, token.text.clone()));
     }
-    Ok(match terms.len() {
+    let first = tokens.first().map_or(0, |(p, _)| *p);
+    let tokens: Vec<(usize, String)> = tokens.into_iter().map(|(p, t)| (p - first, t)).collect();
+    let query: Option<Box<dyn Query>> = match tokens.len() {
         0 => None,
-        1 => {
-            let (_, term) = terms.remove(0);
-            Some(Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)))
-        }
-        _ => {
-            let first = terms[0].0;
-            let terms = terms.into_iter().map(|(p, t)| (p - first, t)).collect();
-            Some(Box::new(PhraseQuery::new_with_offset_and_slop(terms, slop)))
-        }
-    })
+        1 => Some(Box::new(TermQuery::new(
+            Term::from_field_text(field, &tokens[0].1),
+            IndexRecordOption::WithFreqs,
+        ))),
+        _ => Some(Box::new(PhraseQuery::new_with_offset_and_slop(
+            tokens
+                .iter()
+                .map(|(p, t)| (*p, Term::from_field_text(field, t)))
+                .collect(),
+            slop,
+        ))),
+    };
+    Ok((query, tokens))
 }

@@ -9,7 +9,7 @@
 mod build;
 mod parse;
 
-pub use build::{Builder, QueryOptions, text_query};
+pub use build::{Builder, MarkKind, QueryOptions, text_query};
 
 pub use parse::{Operator, Syntax, parse};
 
