@@ -101,6 +101,7 @@ pub fn wire_collection(collection: &Collection) -> pb::Collection {
         document_count: stats.document_count as i64,
         memory_bytes: stats.memory_bytes as i64,
         create_time: Some(timestamp(collection.create_time())),
+        synonyms: collection.schema().synonyms().sets().to_vec(),
     }
 }
 

@@ -11,6 +11,7 @@ use tantivy::schema::{
 use super::analysis::Analyzer;
 use super::error::{EngineError, Result};
 use super::names::FieldName;
+use super::query::Synonyms;
 
 /// The internal tantivy field that holds the document id.
 pub(crate) const ID_FIELD: &str = "_id";
@@ -106,6 +107,7 @@ pub struct CollectionSchema {
     /// terms; `None` when the field itself serves.
     raw_fields: Vec<Option<Field>>,
     id_field: Field,
+    synonyms: Synonyms,
 }
 
 /// The most fields a collection may declare.
@@ -174,7 +176,19 @@ impl CollectionSchema {
             tantivy_fields,
             raw_fields,
             id_field,
+            synonyms: Synonyms::default(),
         }
+    }
+
+    /// This schema with the synonym `sets` (see [`Synonyms::new`]).
+    pub fn with_synonyms(mut self, sets: &[String]) -> Result<Self> {
+        self.synonyms = Synonyms::new(sets)?;
+        Ok(self)
+    }
+
+    /// The collection's synonyms.
+    pub fn synonyms(&self) -> &Synonyms {
+        &self.synonyms
     }
 
     /// The declared fields in declaration order.

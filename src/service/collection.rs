@@ -21,14 +21,22 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
-        let collection = request.into_inner().collection.ok_or_else(|| {
+        let pb::Collection {
+            name,
+            fields,
+            synonyms,
+            // Output only.
+            document_count: _,
+            memory_bytes: _,
+            create_time: _,
+        } = request.into_inner().collection.ok_or_else(|| {
             api::status_from(crate::engine::EngineError::invalid(
                 "collection",
                 "collection is required",
             ))
         })?;
-        let name = collection_name(&collection.name, "collection.name")?;
-        let schema = CollectionSchema::new(&api::field_specs(collection.fields)?)?;
+        let name = collection_name(&name, "collection.name")?;
+        let schema = CollectionSchema::new(&api::field_specs(fields)?)?.with_synonyms(&synonyms)?;
         let created = self.engine.create_collection(name, schema)?;
         Ok(Response::new(api::wire_collection(&created)))
     }

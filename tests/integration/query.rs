@@ -246,3 +246,70 @@ async fn limits_on_clauses_depth_and_expansions() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn synonyms_apply_at_query_time() {
+    let mut s = Server::start().await;
+    let mut collection = pb::Collection {
+        name: "syn".into(),
+        fields: crate::harness::test_fields(),
+        synonyms: vec![
+            "usa, united states, america".into(),
+            "car, automobile".into(),
+        ],
+        ..Default::default()
+    };
+    let created = s
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(collection.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.synonyms, collection.synonyms);
+    s.put(
+        "syn",
+        "1",
+        serde_json::json!({"body": "Trade policy of the United States"}),
+    )
+    .await;
+    s.put(
+        "syn",
+        "2",
+        serde_json::json!({"body": "The USA and its allies"}),
+    )
+    .await;
+    s.put(
+        "syn",
+        "3",
+        serde_json::json!({"body": "An automobile factory in America"}),
+    )
+    .await;
+    s.put(
+        "syn",
+        "4",
+        serde_json::json!({"body": "United we stand; states rights"}),
+    )
+    .await;
+    for (q, want) in [
+        ("usa", &["1", "2", "3"][..]),
+        ("united states", &["1", "2", "3"]),
+        ("car", &["3"]),
+        ("\"united states\"", &["1"]),
+        ("body:usa", &["2"]),
+    ] {
+        assert_eq!(sorted_ids(&mut s, query("syn", q)).await, want, "{q}");
+    }
+    collection.name = "bad".into();
+    collection.synonyms = vec!["lonely".into()];
+    let err = s
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(collection),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_request_field(&err), "collection.synonyms[0]");
+    s.stop().await;
+}

@@ -109,6 +109,7 @@ impl<'a> Builder<'a> {
         let Some(node) = parse(query, self.options.syntax, self.options.default_operator)? else {
             return Ok(Box::new(AllQuery));
         };
+        let node = self.schema.synonyms().apply(node);
         if self.options.prefix_last_word {
             self.last_word = last_word(&node);
         }

@@ -8,10 +8,12 @@
 
 mod build;
 mod parse;
+mod synonyms;
 
 pub use build::{Builder, MarkKind, QueryOptions, text_query};
 
 pub use parse::{Operator, Syntax, parse};
+pub use synonyms::Synonyms;
 
 /// The longest query accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
