@@ -84,7 +84,7 @@ impl Synonyms {
             return node;
         }
         match node {
-            Node::Leaf(leaf) => match self.rewrite(&[leaf.clone()]) {
+            Node::Leaf(leaf) => match self.rewrite(std::slice::from_ref(&leaf)) {
                 Some(node) => node,
                 None => Node::Leaf(leaf),
             },
