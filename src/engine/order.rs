@@ -90,7 +90,12 @@ pub struct Sorted {
 }
 
 fn compare(keys: &[SortKey], a: &Sorted, b: &Sorted) -> Ordering {
-    for (key, (va, vb)) in keys.iter().zip(a.values.iter().zip(&b.values)) {
+    compare_values(keys, &a.values, &b.values).then_with(|| a.id.cmp(&b.id))
+}
+
+/// Compares sort values only (no tie-break).
+fn compare_values(keys: &[SortKey], a: &[SortValue], b: &[SortValue]) -> Ordering {
+    for (key, (va, vb)) in keys.iter().zip(a.iter().zip(b)) {
         // Missing values sort last whatever the direction.
         let ord = match (va, vb) {
             (SortValue::Missing, SortValue::Missing) => Ordering::Equal,
@@ -105,7 +110,7 @@ fn compare(keys: &[SortKey], a: &Sorted, b: &Sorted) -> Ordering {
             return ord;
         }
     }
-    a.id.cmp(&b.id)
+    Ordering::Equal
 }
 
 /// Keeps the first `limit` documents by `keys`.
@@ -130,6 +135,8 @@ pub struct SortSegmentCollector {
     segment: SegmentOrdinal,
     limit: usize,
     docs: Vec<Sorted>,
+    /// The values of the worst document kept at the last trim.
+    threshold: Option<Vec<SortValue>>,
 }
 
 impl Collector for SortCollector {
@@ -163,6 +170,7 @@ impl Collector for SortCollector {
             segment,
             limit: self.limit,
             docs: Vec::new(),
+            threshold: None,
         })
     }
 
@@ -207,7 +215,14 @@ impl SegmentCollector for SortSegmentCollector {
                 }),
                 KeyReader::Str(c) => read_str(c, doc).map_or(SortValue::Missing, SortValue::Text),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Once the buffer has been trimmed, a document worse than the last kept one
+        // cannot make the page: skip it before reading its id.
+        if let Some(threshold) = &self.threshold {
+            if compare_values(&self.keys, &values, threshold) == Ordering::Greater {
+                return;
+            }
+        }
         self.docs.push(Sorted {
             values,
             id: read_str(&self.ids, doc).unwrap_or_default(),
@@ -219,6 +234,7 @@ impl SegmentCollector for SortSegmentCollector {
             let keys = &self.keys;
             self.docs.sort_by(|a, b| compare(keys, a, b));
             self.docs.truncate(self.limit);
+            self.threshold = self.docs.last().map(|d| d.values.clone());
         }
     }
 

@@ -1,7 +1,7 @@
 //! Running a search on a collection's published view: query and filter, order,
 //! paging, facets and highlights.
 
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Score};
 
@@ -153,25 +153,23 @@ pub fn search(
 
     let end = offset.saturating_add(limit);
     let facet_collector = FacetCollector { facets };
-    let (ranked, total, facet_counts): (Vec<(Score, DocAddress)>, usize, Vec<FacetCounts>) = if keys
-        .is_empty()
-    {
-        let top = TopDocs::with_limit(limit.max(1))
-            .and_offset(offset)
-            .order_by_score();
-        let (top, total, facets) = searcher.search(&*full_query, &(top, Count, facet_collector))?;
-        (top, total, facets)
+    // Relevance is `_score desc`: the sort collector breaks ties by id.
+    let keys = if keys.is_empty() {
+        vec![order::SortKey {
+            field: None,
+            descending: true,
+        }]
     } else {
-        let sort = SortCollector { keys, limit: end };
-        let (sorted, total, facets) =
-            searcher.search(&*full_query, &(sort, Count, facet_collector))?;
-        let page = sorted
-            .into_iter()
-            .skip(offset)
-            .map(|s| (s.score, s.address))
-            .collect();
-        (page, total, facets)
+        keys
     };
+    let sort = SortCollector { keys, limit: end };
+    let (sorted, total, facet_counts) =
+        searcher.search(&*full_query, &(sort, Count, facet_collector))?;
+    let ranked: Vec<(Score, DocAddress)> = sorted
+        .into_iter()
+        .skip(offset)
+        .map(|s| (s.score, s.address))
+        .collect();
     let ranked: Vec<_> = ranked.into_iter().take(limit).collect();
 
     let mut analyzers = match &highlight {

@@ -80,6 +80,11 @@ async fn relevance_phrases_modifiers_and_fields() {
     // Empty query: everything, score 0.
     let everything = s.find(query("c", "")).await;
     assert_eq!(everything.total_size, 5);
+    assert_eq!(
+        ids(&everything),
+        ["a", "b", "c", "d", "e"],
+        "equal scores in id order"
+    );
     s.stop().await;
 }
 
