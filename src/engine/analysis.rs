@@ -3,8 +3,8 @@
 
 use tantivy::Index;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer,
-    Stemmer, StopWordFilter, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, Stemmer,
+    StopWordFilter, TextAnalyzer,
 };
 
 /// Tokens longer than this many bytes are dropped (they are never words).
@@ -93,7 +93,7 @@ impl Analyzer {
 }
 
 fn standard() -> tantivy::tokenizer::TextAnalyzerBuilder<impl tantivy::tokenizer::Tokenizer> {
-    TextAnalyzer::builder(SimpleTokenizer::default())
+    TextAnalyzer::builder(UnicodeWords)
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
@@ -282,6 +282,56 @@ pub(crate) fn tokens_of(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
     out
 }
 
+/// Splits text into words by the Unicode word boundary rules (UAX #29, from the
+/// `unicode-segmentation` crate), keeping the words that hold a letter or digit.
+/// tantivy's `SimpleTokenizer` splits at every non-alphanumeric character instead,
+/// which breaks `U.S` and `don't` apart and keeps runs of CJK characters whole.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnicodeWords;
+
+/// The token stream of [`UnicodeWords`].
+pub struct UnicodeWordStream<'a> {
+    words: unicode_segmentation::UnicodeWordIndices<'a>,
+    token: tantivy::tokenizer::Token,
+}
+
+impl tantivy::tokenizer::Tokenizer for UnicodeWords {
+    type TokenStream<'a> = UnicodeWordStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> UnicodeWordStream<'a> {
+        use unicode_segmentation::UnicodeSegmentation;
+        UnicodeWordStream {
+            words: text.unicode_word_indices(),
+            token: tantivy::tokenizer::Token {
+                position: usize::MAX,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl tantivy::tokenizer::TokenStream for UnicodeWordStream<'_> {
+    fn advance(&mut self) -> bool {
+        let Some((offset, word)) = self.words.next() else {
+            return false;
+        };
+        self.token.text.clear();
+        self.token.text.push_str(word);
+        self.token.offset_from = offset;
+        self.token.offset_to = offset + word.len();
+        self.token.position = self.token.position.wrapping_add(1);
+        true
+    }
+
+    fn token(&self) -> &tantivy::tokenizer::Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut tantivy::tokenizer::Token {
+        &mut self.token
+    }
+}
+
 /// Registers every analyzer on `index` under its name.
 pub(crate) fn register(index: &Index) {
     let manager = index.tokenizers();
@@ -321,6 +371,27 @@ mod tests {
             ["taliban", "run", "attack"]
         );
         assert_eq!(tokens(Analyzer::Keyword, "New York"), ["New York"]);
+    }
+
+    #[test]
+    fn unicode_word_boundaries() {
+        assert_eq!(
+            tokens(
+                Analyzer::Standard,
+                "Don't stop: U.S. war-torn 2.5 東京タワー"
+            ),
+            [
+                "don't",
+                "stop",
+                "u.s",
+                "war",
+                "torn",
+                "2.5",
+                "東",
+                "京",
+                "タワー"
+            ]
+        );
     }
 
     #[test]
