@@ -13,6 +13,8 @@ mod order;
 mod page_token;
 mod pins;
 mod query;
+#[cfg(test)]
+mod robustness;
 mod schema;
 mod search;
 mod suggest;
