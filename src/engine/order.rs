@@ -77,6 +77,9 @@ pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> 
 pub enum SortValue {
     Missing,
     Number(f64),
+    /// A string's ordinal in one segment's dictionary: ordinals sort like the strings
+    /// within a segment, and are turned into [`SortValue::Text`] before segments merge.
+    Ord(u64),
     Text(String),
 }
 
@@ -84,13 +87,21 @@ pub enum SortValue {
 #[derive(Clone, Debug)]
 pub struct Sorted {
     pub values: Vec<SortValue>,
+    /// The document id; within a segment, before harvest, its dictionary ordinal
+    /// (`id_ord`) stands in and this is empty.
     pub id: String,
+    id_ord: u64,
     pub score: Score,
     pub address: DocAddress,
 }
 
 fn compare(keys: &[SortKey], a: &Sorted, b: &Sorted) -> Ordering {
     compare_values(keys, &a.values, &b.values).then_with(|| a.id.cmp(&b.id))
+}
+
+/// [`compare`] within one segment, on ordinals.
+fn compare_in_segment(keys: &[SortKey], a: &Sorted, b: &Sorted) -> Ordering {
+    compare_values(keys, &a.values, &b.values).then_with(|| a.id_ord.cmp(&b.id_ord))
 }
 
 /// Compares sort values only (no tie-break).
@@ -186,6 +197,11 @@ impl Collector for SortCollector {
     }
 }
 
+fn ord_to_string(column: &Option<StrColumn>, ord: u64) -> Option<String> {
+    let mut out = String::new();
+    column.as_ref()?.ord_to_str(ord, &mut out).ok()?.then_some(out)
+}
+
 pub(crate) fn read_str(column: &Option<StrColumn>, doc: DocId) -> Option<String> {
     let column = column.as_ref()?;
     let ord = column.term_ords(doc).next()?;
@@ -213,7 +229,10 @@ impl SegmentCollector for SortSegmentCollector {
                 KeyReader::Date(c) => c.first(doc).map_or(SortValue::Missing, |v| {
                     SortValue::Number(v.into_timestamp_micros() as f64)
                 }),
-                KeyReader::Str(c) => read_str(c, doc).map_or(SortValue::Missing, SortValue::Text),
+                KeyReader::Str(c) => c
+                    .as_ref()
+                    .and_then(|c| c.term_ords(doc).next())
+                    .map_or(SortValue::Missing, SortValue::Ord),
             })
             .collect::<Vec<_>>();
         // Once the buffer has been trimmed, a document worse than the last kept one
@@ -225,14 +244,19 @@ impl SegmentCollector for SortSegmentCollector {
         }
         self.docs.push(Sorted {
             values,
-            id: read_str(&self.ids, doc).unwrap_or_default(),
+            id: String::new(),
+            id_ord: self
+                .ids
+                .as_ref()
+                .and_then(|c| c.term_ords(doc).next())
+                .unwrap_or(u64::MAX),
             score,
             address: DocAddress::new(self.segment, doc),
         });
         // Keep memory bounded: trim to the best `limit` when the buffer doubles.
         if self.docs.len() >= self.limit.max(64) * 2 {
             let keys = &self.keys;
-            self.docs.sort_by(|a, b| compare(keys, a, b));
+            self.docs.sort_by(|a, b| compare_in_segment(keys, a, b));
             self.docs.truncate(self.limit);
             self.threshold = self.docs.last().map(|d| d.values.clone());
         }
@@ -240,8 +264,17 @@ impl SegmentCollector for SortSegmentCollector {
 
     fn harvest(mut self) -> Vec<Sorted> {
         let keys = &self.keys;
-        self.docs.sort_by(|a, b| compare(keys, a, b));
+        self.docs.sort_by(|a, b| compare_in_segment(keys, a, b));
         self.docs.truncate(self.limit);
+        // Only the kept documents pay for dictionary lookups.
+        for sorted in &mut self.docs {
+            sorted.id = ord_to_string(&self.ids, sorted.id_ord).unwrap_or_default();
+            for (value, reader) in sorted.values.iter_mut().zip(&self.readers) {
+                if let (SortValue::Ord(ord), KeyReader::Str(column)) = (&*value, reader) {
+                    *value = ord_to_string(column, *ord).map_or(SortValue::Missing, SortValue::Text);
+                }
+            }
+        }
         self.docs
     }
 }
