@@ -199,7 +199,11 @@ impl Collector for SortCollector {
 
 fn ord_to_string(column: &Option<StrColumn>, ord: u64) -> Option<String> {
     let mut out = String::new();
-    column.as_ref()?.ord_to_str(ord, &mut out).ok()?.then_some(out)
+    column
+        .as_ref()?
+        .ord_to_str(ord, &mut out)
+        .ok()?
+        .then_some(out)
 }
 
 pub(crate) fn read_str(column: &Option<StrColumn>, doc: DocId) -> Option<String> {
@@ -271,7 +275,8 @@ impl SegmentCollector for SortSegmentCollector {
             sorted.id = ord_to_string(&self.ids, sorted.id_ord).unwrap_or_default();
             for (value, reader) in sorted.values.iter_mut().zip(&self.readers) {
                 if let (SortValue::Ord(ord), KeyReader::Str(column)) = (&*value, reader) {
-                    *value = ord_to_string(column, *ord).map_or(SortValue::Missing, SortValue::Text);
+                    *value =
+                        ord_to_string(column, *ord).map_or(SortValue::Missing, SortValue::Text);
                 }
             }
         }

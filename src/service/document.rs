@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{collection_name, doc_id};
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
-use crate::engine::{DocId, Engine, EngineError, Fields, Patch, Update, page_size};
+use crate::engine::{Collection, DocId, Engine, EngineError, Fields, Patch, Update, page_size};
 
 /// Documents applied per lock acquisition during an import.
 const IMPORT_BATCH: usize = 512;
@@ -17,6 +17,15 @@ const MAX_BATCH_GET: usize = 1000;
 /// Serves `DocumentService` from the engine.
 pub struct DocumentHandler {
     pub engine: Arc<Engine>,
+}
+
+impl DocumentHandler {
+    /// The collection a request's `collection` field names.
+    fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
+        Ok(self
+            .engine
+            .collection(&collection_name(name, "collection")?)?)
+    }
 }
 
 #[tonic::async_trait]
@@ -30,9 +39,7 @@ impl DocumentService for DocumentHandler {
             document,
             async_visibility,
         } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         let (id, fields) = api::document_parts(document, "document")?;
         let id = optional_id(&id, "document.id")?;
         let doc = collection.create(id, fields, !async_visibility).await?;
@@ -44,9 +51,7 @@ impl DocumentService for DocumentHandler {
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
         let pb::GetDocumentRequest { collection, id } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         let doc = collection.get(&doc_id(&id, "id")?)?;
         Ok(Response::new(api::wire_document(doc)))
     }
@@ -64,9 +69,7 @@ impl DocumentService for DocumentHandler {
             expected_version,
             async_visibility,
         } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         let (id, fields) = api::document_parts(document, "document")?;
         let id = doc_id(&id, "document.id")?;
         let keys = api::mask_keys(update_mask.unwrap_or_default())?;
@@ -102,9 +105,7 @@ impl DocumentService for DocumentHandler {
             expected_version,
             async_visibility,
         } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         collection
             .delete(doc_id(&id, "id")?, expected_version, !async_visibility)
             .await?;
@@ -120,9 +121,7 @@ impl DocumentService for DocumentHandler {
             page_size: size,
             page_token,
         } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         let limit = page_size(size)?;
         let after = paging::decode_after(&page_token)?
             .map(|id| doc_id(&id, "page_token"))
@@ -140,9 +139,7 @@ impl DocumentService for DocumentHandler {
         request: Request<pb::BatchGetDocumentsRequest>,
     ) -> Result<Response<pb::BatchGetDocumentsResponse>, Status> {
         let pb::BatchGetDocumentsRequest { collection, ids } = request.into_inner();
-        let collection = self
-            .engine
-            .collection(&collection_name(&collection, "collection")?)?;
+        let collection = self.collection(&collection)?;
         if ids.len() > MAX_BATCH_GET {
             return Err(api::status_from(EngineError::invalid(
                 "ids",
@@ -242,7 +239,7 @@ fn optional_id(id: &str, field: &str) -> Result<Option<DocId>, Status> {
 }
 
 async fn apply_batch(
-    collection: &Arc<crate::engine::Collection>,
+    collection: &Arc<Collection>,
     batch: &mut Vec<(i64, Option<DocId>, Fields)>,
     response: &mut pb::ImportDocumentsResponse,
 ) -> Result<(), Status> {
