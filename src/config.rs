@@ -31,7 +31,39 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server (the default).
     Serve(Config),
+    /// Load a JSONL file (one JSON object per line) or a directory of seed-style text
+    /// files into a collection of a running server, through ImportDocuments.
+    Import(ImportArgs),
 }
+
+/// What `trove import` loads, and where.
+#[derive(Clone, Debug, Args)]
+pub struct ImportArgs {
+    /// The collection to load into; it must exist.
+    #[arg(long)]
+    pub collection: String,
+    /// The server.
+    #[arg(long, env = "TROVE_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: String,
+    /// Return before the documents are searchable (they become so within a second).
+    #[arg(long)]
+    pub async_visibility: bool,
+    /// No progress bar (a summary is still printed).
+    #[arg(long)]
+    pub quiet: bool,
+    /// A `.jsonl` file, or a directory of `*.txt` articles that start with `date YYYY-MM-DD`.
+    pub path: PathBuf,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Run {
+    Serve(Config),
+    Import(ImportArgs),
+}
+
+/// The server `trove import` talks to by default.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
 
 /// The server's configuration.
 #[derive(Clone, Debug, Args)]
@@ -55,11 +87,12 @@ pub struct Config {
 }
 
 impl Cli {
-    /// The server configuration, whether given with `serve` or bare.
-    pub fn into_config(self) -> Config {
+    /// What to run: `serve` (also bare `trove`) or `import`.
+    pub fn into_run(self) -> Run {
         match self.command {
-            Some(Command::Serve(config)) => config,
-            None => self.serve,
+            Some(Command::Serve(config)) => Run::Serve(config),
+            Some(Command::Import(args)) => Run::Import(args),
+            None => Run::Serve(self.serve),
         }
     }
 }
@@ -81,16 +114,32 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn serve(args: &[&str]) -> Config {
+        match Cli::parse_from(args).into_run() {
+            Run::Serve(config) => config,
+            Run::Import(_) => panic!("{args:?} is not serve"),
+        }
+    }
+
     #[test]
     fn bare_and_serve_parse_alike() {
-        let bare =
-            Cli::parse_from(["trove", "--listen", "127.0.0.1:7", "--no-seeds"]).into_config();
-        let serve = Cli::parse_from(["trove", "serve", "--listen", "127.0.0.1:7", "--no-seeds"])
-            .into_config();
-        assert_eq!(bare.listen, serve.listen);
-        assert!(bare.no_seeds && serve.no_seeds);
-        let default = Cli::parse_from(["trove"]).into_config();
-        assert_eq!(default.listen.to_string(), DEFAULT_LISTEN);
+        let bare = serve(&["trove", "--listen", "127.0.0.1:7", "--no-seeds"]);
+        let served = serve(&["trove", "serve", "--listen", "127.0.0.1:7", "--no-seeds"]);
+        assert_eq!(bare.listen, served.listen);
+        assert!(bare.no_seeds && served.no_seeds);
+        assert_eq!(serve(&["trove"]).listen.to_string(), DEFAULT_LISTEN);
         assert!(Cli::try_parse_from(["trove", "--listen", "nope"]).is_err());
+        match Cli::parse_from(["trove", "import", "--collection", "news", "docs.jsonl"]).into_run()
+        {
+            Run::Import(args) => {
+                assert_eq!(args.collection, "news");
+                assert_eq!(args.addr, DEFAULT_ADDR);
+            }
+            Run::Serve(_) => panic!("import parsed as serve"),
+        }
+        assert!(
+            Cli::try_parse_from(["trove", "import", "docs.jsonl"]).is_err(),
+            "--collection is required"
+        );
     }
 }

@@ -6,11 +6,13 @@
 //! - [`api`] is the wire: generated types, conversions, the one error mapping.
 //! - [`engine`] is the domain: collections, documents, the tantivy index, the
 //!   query, filter and order languages. It knows nothing about tonic or prost.
-//! - [`seeds`] loads the sample articles; [`config`] is the command line.
+//! - [`seeds`] loads the sample articles; [`config`] is the command line;
+//!   [`import`] is `trove import`, a gRPC client for bulk loads.
 
 pub mod api;
 pub mod config;
 pub mod engine;
+pub mod import;
 pub mod seeds;
 pub mod server;
 pub mod service;

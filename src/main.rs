@@ -1,14 +1,21 @@
 //! The `trove` binary: parse the configuration, start tracing, bind, serve until
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM; or run `trove import` as a client.
 
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use trove::config::Cli;
+use trove::config::{Cli, Run};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Cli::parse().into_config();
+    let config = match Cli::parse().into_run() {
+        Run::Serve(config) => config,
+        Run::Import(args) => {
+            let quiet = args.quiet;
+            trove::import::run(&args, !quiet).await?;
+            return Ok(());
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("TROVE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

@@ -148,7 +148,8 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
     Ok(loaded)
 }
 
-fn article_fields(article: Article) -> Fields {
+/// The fields of the `news` schema for an article.
+pub fn article_fields(article: Article) -> Fields {
     let words = article.body.split_whitespace().count();
     let mut fields = Fields::new();
     fields.insert("title".into(), Value::String(article.title));

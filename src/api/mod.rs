@@ -8,6 +8,7 @@ mod value;
 
 pub use convert::*;
 pub use status::{map_transport_status, status_from};
+pub use value::fields_to_struct;
 
 /// Generated types and service stubs of package `trove.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -4,6 +4,7 @@
 mod collections;
 mod documents;
 mod harness;
+mod import;
 mod inspect;
 mod paging;
 mod query;
