@@ -105,6 +105,26 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
         }
         Err(err) => return Err(err),
     };
+    // File reads block: keep them off the async workers.
+    let dir = dir.to_owned();
+    let items = tokio::task::spawn_blocking(move || read_articles(&dir))
+        .await
+        .map_err(|e| EngineError::Internal(format!("reading seeds: {e}")))?;
+    let results = collection.import(items).await?;
+    let mut loaded = 0;
+    for result in results {
+        match result {
+            Ok(_) => loaded += 1,
+            Err(err) => tracing::warn!(%err, "seed article rejected"),
+        }
+    }
+    collection.refresh().await?;
+    Ok(loaded)
+}
+
+/// The articles of `dir` (`*.txt`, in name order) as import items; unreadable files
+/// are logged and skipped.
+fn read_articles(dir: &Path) -> Vec<(Option<DocId>, Fields)> {
     let mut paths: Vec<_> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -112,7 +132,7 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
             .collect(),
         Err(err) => {
             tracing::warn!(dir = %dir.display(), %err, "cannot read the seeds directory; no seeds loaded");
-            return Ok(0);
+            return Vec::new();
         }
     };
     paths.sort();
@@ -136,16 +156,7 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
             Err(err) => tracing::warn!(file = %path.display(), %err, "skipping seed file"),
         }
     }
-    let results = collection.import(items).await?;
-    let mut loaded = 0;
-    for result in results {
-        match result {
-            Ok(_) => loaded += 1,
-            Err(err) => tracing::warn!(%err, "seed article rejected"),
-        }
-    }
-    collection.refresh().await?;
-    Ok(loaded)
+    items
 }
 
 /// The fields of the `news` schema for an article.

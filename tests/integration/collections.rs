@@ -224,3 +224,83 @@ async fn health_reports_every_service_serving_after_start_up() {
     assert_eq!(err.code(), Code::NotFound);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn health_is_not_serving_until_seeds_are_loaded() {
+    // A seed file that is a FIFO: loading blocks reading it until the test writes.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("000_article.txt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let _unblock = Unblock(fifo.clone());
+    let mut config = trove::config::Config::for_tests();
+    config.no_seeds = false;
+    config.seeds = dir.path().to_owned();
+    let mut s = Server::launch(config).await;
+    let services = [
+        "",
+        "trove.v1.CollectionService",
+        "trove.v1.DocumentService",
+        "trove.v1.SearchService",
+    ];
+    for service in services {
+        let status = s
+            .health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::NotServing as i32,
+            "{service:?} while loading"
+        );
+    }
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(fifo, "date 2021-08-07 Seeds arrive late. Then more.")
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    s.wait_serving().await;
+    for service in services {
+        let status = s
+            .health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "{service:?} after loading"
+        );
+    }
+    let found = s.find(crate::harness::query("news", "arrive")).await;
+    assert_eq!(crate::harness::ids(&found), ["000_article"]);
+    s.stop().await;
+}
+
+/// On drop (also when an assertion fails), opens the FIFO for writing without
+/// blocking, so a reader still waiting on it gets end-of-file and the runtime can
+/// shut down instead of hanging.
+struct Unblock(std::path::PathBuf);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.0);
+    }
+}

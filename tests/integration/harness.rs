@@ -43,6 +43,13 @@ impl Server {
     }
 
     pub async fn start_with(config: Config) -> Server {
+        let mut server = Self::launch(config).await;
+        server.wait_serving().await;
+        server
+    }
+
+    /// Starts a server without waiting for start-up to finish.
+    pub async fn launch(config: Config) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -60,20 +67,7 @@ impl Server {
             .connect()
             .await
             .unwrap();
-        let mut health = HealthClient::new(channel.clone());
-        // Wait until start-up is done: health says SERVING (watch, not a sleep).
-        let mut watch = health
-            .watch(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        while let Some(status) = watch.message().await.unwrap() {
-            if status.status == ServingStatus::Serving as i32 {
-                break;
-            }
-        }
+        let health = HealthClient::new(channel.clone());
         Server {
             addr,
             collections: CollectionServiceClient::new(channel.clone()),
@@ -84,6 +78,23 @@ impl Server {
             engine,
             shutdown: Some(tx),
             task: Some(task),
+        }
+    }
+
+    /// Waits until start-up is done: health says SERVING (a watch, not a sleep).
+    pub async fn wait_serving(&mut self) {
+        let mut watch = self
+            .health
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(status) = watch.message().await.unwrap() {
+            if status.status == ServingStatus::Serving as i32 {
+                return;
+            }
         }
     }
 
