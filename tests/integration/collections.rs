@@ -203,15 +203,7 @@ async fn health_reports_every_service_serving_after_start_up() {
         "trove.v1.DocumentService",
         "trove.v1.SearchService",
     ] {
-        let status = s
-            .health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
+        let status = s.health_of(service).await;
         assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
     }
     let err = s
@@ -247,15 +239,7 @@ async fn health_is_not_serving_until_seeds_are_loaded() {
         "trove.v1.SearchService",
     ];
     for service in services {
-        let status = s
-            .health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
+        let status = s.health_of(service).await;
         assert_eq!(
             status,
             ServingStatus::NotServing as i32,
@@ -270,15 +254,7 @@ async fn health_is_not_serving_until_seeds_are_loaded() {
     .unwrap();
     s.wait_serving().await;
     for service in services {
-        let status = s
-            .health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
+        let status = s.health_of(service).await;
         assert_eq!(
             status,
             ServingStatus::Serving as i32,

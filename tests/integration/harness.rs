@@ -81,6 +81,18 @@ impl Server {
         }
     }
 
+    /// The health status of `service` (`""` for the whole server).
+    pub async fn health_of(&mut self, service: &str) -> i32 {
+        self.health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    }
+
     /// Waits until start-up is done: health says SERVING (a watch, not a sleep).
     pub async fn wait_serving(&mut self) {
         let mut watch = self
