@@ -14,7 +14,7 @@ use super::highlight::{self, FieldHighlight, Style};
 use super::order::{self, SortCollector, read_str};
 use super::page_token::{PageTokens, Position};
 use super::pins::Pins;
-use super::query::{Builder, MarkKind, QueryOptions};
+use super::query::{BlendedStatistics, Builder, MarkKind, QueryOptions};
 use super::schema::{FieldType, ID_FIELD};
 
 /// The default page size of searches and lists.
@@ -163,8 +163,12 @@ pub fn search(
         keys
     };
     let sort = SortCollector { keys, limit: end };
-    let (sorted, total, facet_counts) =
-        searcher.search(&*full_query, &(sort, Count, facet_collector))?;
+    let statistics = BlendedStatistics::new(searcher, schema);
+    let (sorted, total, facet_counts) = searcher.search_with_statistics_provider(
+        &*full_query,
+        &(sort, Count, facet_collector),
+        &statistics,
+    )?;
     let ranked: Vec<(Score, DocAddress)> = sorted
         .into_iter()
         .skip(offset)
@@ -205,7 +209,7 @@ pub fn search(
             }
         }
         let explanation = if request.explain {
-            Some(explain(collection, &*full_query, searcher, address)?)
+            Some(explain(collection, &*full_query, &statistics, address)?)
         } else {
             None
         };
@@ -325,10 +329,10 @@ fn id_key(id: &str) -> Result<super::names::DocId> {
 fn explain(
     collection: &Collection,
     query: &dyn Query,
-    searcher: &tantivy::Searcher,
+    statistics: &BlendedStatistics,
     address: DocAddress,
 ) -> Result<Explanation> {
-    let explanation = query.explain(searcher, address)?;
+    let explanation = statistics.explain(query, address)?;
     let json = serde_json::to_value(&explanation)
         .map_err(|e| EngineError::Internal(format!("explanation: {e}")))?;
     Ok(convert_explanation(collection, &json))

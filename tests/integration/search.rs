@@ -88,6 +88,54 @@ async fn relevance_phrases_modifiers_and_fields() {
     s.stop().await;
 }
 
+/// A word's rarity is shared by the text fields: "wing", in every body, is a
+/// common word even where it sits in a title. Scored with each field's own
+/// frequencies, the title match (rare among titles, boosted ×2) would outrank
+/// the body match of the word that is rare everywhere.
+#[tokio::test]
+async fn document_frequency_is_shared_by_text_fields() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    s.put(
+        "c",
+        "common-in-title",
+        json!({"title": "wing", "body": "notes on the design"}),
+    )
+    .await;
+    s.put(
+        "c",
+        "rare-in-body",
+        json!({"title": "report", "body": "flutter of a panel"}),
+    )
+    .await;
+    for i in 0..4 {
+        s.put(
+            "c",
+            &format!("w{i}"),
+            json!({"title": "report", "body": format!("wing number {i}")}),
+        )
+        .await;
+    }
+    let found = s.find(query("c", "flutter wing")).await;
+    assert_eq!(ids(&found)[0], "rare-in-body", "{found:?}");
+
+    let mut request = query("c", "title:wing");
+    request.explain = true;
+    let found = s.find(request).await;
+    let explanation = found.hits[0].explanation.as_ref().unwrap();
+    let n = find_detail(explanation, "n, number of docs containing this term")
+        .expect("BM25 explains the document frequency");
+    assert_eq!(n, 4.0, "the frequency of \"wing\" in bodies, not in titles");
+    s.stop().await;
+}
+
+fn find_detail(e: &pb::Explanation, description: &str) -> Option<f32> {
+    if e.description.starts_with(description) {
+        return Some(e.value);
+    }
+    e.details.iter().find_map(|d| find_detail(d, description))
+}
+
 #[tokio::test]
 async fn filters_on_every_type() {
     let mut s = library().await;

@@ -69,11 +69,15 @@ def run_doc_examples(path):
         else:
             check(result.returncode == 0, f"{path} example runs: {first}\n{output if result.returncode else ''}")
         if shown:
+            missing = 0
             for line in shown.splitlines():
                 line = line.strip().rstrip(",")
                 if not line or "…" in line or line in "{}[]":
                     continue
                 check(line in output, f"  output shows {line[:80]!r}")
+                missing += line not in output
+            if missing:
+                print(f"--- output of {first}\n{output}---")
 
 
 def grpcio_checks():

@@ -8,11 +8,13 @@
 
 mod build;
 mod parse;
+mod stats;
 mod synonyms;
 
 pub use build::{Builder, MarkKind, QueryOptions, text_query};
 
 pub use parse::{Operator, Syntax, parse};
+pub use stats::BlendedStatistics;
 pub use synonyms::Synonyms;
 
 /// The longest query accepted, in bytes.
