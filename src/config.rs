@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::durable::Fsync;
+
 /// The default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// The default seeds directory.
@@ -84,6 +86,34 @@ pub struct Config {
     /// recently used is released.
     #[arg(long, env = "TROVE_MAX_SNAPSHOTS", default_value_t = DEFAULT_MAX_SNAPSHOTS)]
     pub max_snapshots: usize,
+    /// Keep the data durably in this directory (a write-ahead log and checkpoints).
+    /// Without it, trove is a pure in-memory store that writes nothing.
+    #[arg(long, env = "TROVE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: `always` fsyncs every write before acknowledging it
+    /// (concurrent writes share one fsync); `interval=100ms` fsyncs in the
+    /// background, so a crash or power loss may lose the last interval's writes.
+    #[arg(long, env = "TROVE_FSYNC", default_value = "always", value_parser = parse_fsync)]
+    pub fsync: Fsync,
+}
+
+/// Parses `always` or `interval=DURATION` (`100ms`, `1s`).
+pub fn parse_fsync(text: &str) -> Result<Fsync, String> {
+    if text == "always" {
+        return Ok(Fsync::Always);
+    }
+    let Some(every) = text.strip_prefix("interval=") else {
+        return Err(format!(
+            "{text:?}: expected `always` or `interval=DURATION` (e.g. interval=100ms)"
+        ));
+    };
+    let every = humantime::parse_duration(every).map_err(|e| format!("{every:?}: {e}"))?;
+    if every.is_zero() || every > std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{text:?}: the interval must be above 0 and at most 60s"
+        ));
+    }
+    Ok(Fsync::Interval(every))
 }
 
 impl Cli {
@@ -106,6 +136,8 @@ impl Config {
             no_seeds: true,
             snapshot_ttl: DEFAULT_SNAPSHOT_TTL_SECS,
             max_snapshots: DEFAULT_MAX_SNAPSHOTS,
+            data_dir: None,
+            fsync: Fsync::Always,
         }
     }
 }
@@ -141,5 +173,27 @@ mod tests {
             Cli::try_parse_from(["trove", "import", "docs.jsonl"]).is_err(),
             "--collection is required"
         );
+    }
+
+    #[test]
+    fn fsync_settings() {
+        assert_eq!(serve(&["trove"]).fsync, Fsync::Always);
+        assert_eq!(
+            serve(&["trove", "--fsync", "interval=100ms"]).fsync,
+            Fsync::Interval(std::time::Duration::from_millis(100))
+        );
+        for bad in [
+            "sometimes",
+            "interval=",
+            "interval=0s",
+            "interval=2h",
+            "interval=fast",
+        ] {
+            assert!(
+                Cli::try_parse_from(["trove", "--fsync", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(serve(&["trove"]).data_dir.is_none());
     }
 }

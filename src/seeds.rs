@@ -93,15 +93,17 @@ fn first_sentence(text: &str) -> String {
         .to_owned()
 }
 
-/// Loads every `*.txt` file of `dir` into the `news` collection (created if
-/// missing). Returns how many articles were loaded; unreadable files are logged
-/// and skipped.
-pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
+/// Creates the `news` collection and loads every `*.txt` file of `dir` into it.
+/// Returns how many articles were loaded (`None` when `news` already exists, as
+/// after a restart in the durable mode); unreadable files are logged and skipped.
+pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineError> {
     let name = CollectionName::parse(NEWS, "collection")?;
     let collection = match engine.collection(&name) {
-        Ok(collection) => collection,
+        Ok(_) => return Ok(None),
         Err(EngineError::CollectionNotFound(_)) => {
-            engine.create_collection(name, CollectionSchema::new(&news_schema())?)?
+            engine
+                .create_collection(name, CollectionSchema::new(&news_schema())?)
+                .await?
         }
         Err(err) => return Err(err),
     };
@@ -119,7 +121,7 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<usize, EngineError> {
         }
     }
     collection.refresh().await?;
-    Ok(loaded)
+    Ok(Some(loaded))
 }
 
 /// The articles of `dir` (`*.txt`, in name order) as import items; unreadable files

@@ -21,6 +21,7 @@ use crate::api::pb::search_service_server::SearchServiceServer;
 use crate::api::{self, map_transport_status};
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::engine::durable::DataDir;
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler};
 
@@ -48,12 +49,21 @@ pub async fn run(
     serve(engine_for(&config), config, listener, shutdown).await
 }
 
-/// The engine `config` describes.
+/// The engine `config` describes: in memory, or durable on `--data-dir` (then
+/// empty until [`serve`] has recovered it).
 pub fn engine_for(config: &Config) -> Arc<Engine> {
-    Arc::new(Engine::new(
-        Duration::from_secs(config.snapshot_ttl),
-        config.max_snapshots,
-    ))
+    let ttl = Duration::from_secs(config.snapshot_ttl);
+    Arc::new(match &config.data_dir {
+        None => Engine::new(ttl, config.max_snapshots),
+        Some(path) => Engine::durable(
+            ttl,
+            config.max_snapshots,
+            DataDir {
+                path: path.clone(),
+                fsync: config.fsync,
+            },
+        ),
+    })
 }
 
 /// Serves `engine` on `listener` until `shutdown` completes (see [`run`]).
@@ -112,9 +122,31 @@ pub async fn serve(
     tracing::info!(%addr, "listening");
     let server = tokio::spawn(server);
 
+    let recovery = tokio::task::spawn_blocking({
+        let engine = engine.clone();
+        move || engine.recover()
+    })
+    .await?;
+    match recovery {
+        Ok(None) => {}
+        Ok(Some(r)) => tracing::info!(
+            collections = r.collections,
+            documents = r.documents,
+            replayed = r.replayed,
+            seconds = r.seconds,
+            "recovered"
+        ),
+        Err(err) => {
+            server.abort();
+            return Err(anyhow::anyhow!("recovering the data directory: {err}"));
+        }
+    }
     if !config.no_seeds {
         match seeds::load(&engine, &config.seeds).await {
-            Ok(n) => tracing::info!(articles = n, dir = %config.seeds.display(), "seeds loaded"),
+            Ok(Some(n)) => {
+                tracing::info!(articles = n, dir = %config.seeds.display(), "seeds loaded")
+            }
+            Ok(None) => tracing::info!("collection news exists: seeds not loaded"),
             Err(err) => tracing::error!(%err, "loading seeds failed"),
         }
     }
@@ -130,12 +162,25 @@ pub async fn serve(
                 if let Err(err) = engine.refresh_all().await {
                     tracing::error!(%err, "refresh failed");
                 }
+                // In the background: at most one runs, and refreshes go on meanwhile.
+                let checkpointer = engine.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(err) = checkpointer.maybe_checkpoint() {
+                        tracing::error!(%err, "checkpoint failed");
+                    }
+                });
             }
         }
     });
     let result = server.await;
     refresher.abort();
     result??;
+    // A checkpoint at shutdown makes the next start read no log.
+    let engine_for_checkpoint = engine.clone();
+    match tokio::task::spawn_blocking(move || engine_for_checkpoint.checkpoint()).await? {
+        Ok(_) => {}
+        Err(err) => tracing::error!(%err, "final checkpoint failed"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -40,6 +40,18 @@ pub fn status_from(err: EngineError) -> Status {
             message.clone(),
             ErrorDetails::with_error_info("PAGE_TOKEN_EXPIRED", "trove", []),
         ),
+        EngineError::StorageFull(cause) => {
+            tracing::warn!(%cause, "write refused");
+            Status::resource_exhausted(message)
+        }
+        EngineError::StorageUnavailable(cause) => {
+            tracing::error!(%cause, "write failed");
+            Status::unavailable(message)
+        }
+        EngineError::DataDamaged(cause) => {
+            tracing::error!(%cause, "damaged data");
+            Status::data_loss(message)
+        }
         EngineError::Internal(cause) => {
             tracing::error!(%cause, "internal error");
             Status::internal("internal error; see the server log")
@@ -117,6 +129,10 @@ mod tests {
             Code::InvalidArgument,
         );
         check(EngineError::Internal("x".into()), Code::Internal);
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        check(EngineError::storage("log", &full), Code::ResourceExhausted);
+        let other = std::io::Error::other("bad disk");
+        check(EngineError::storage("log", &other), Code::Unavailable);
     }
 
     #[test]

@@ -9,16 +9,20 @@
 //! that commit, so a search reads documents exactly as the index saw them.
 
 use std::ops::Bound;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use imbl::OrdMap;
 use parking_lot::{Mutex, RwLock};
+use tantivy::directory::error::OpenReadError;
+use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use tokio::sync::watch;
 
 use super::analysis;
 use super::document::{self, Document, Fields, StoredDoc};
+use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
 use super::names::{CollectionName, DocId};
 use super::schema::CollectionSchema;
@@ -85,9 +89,15 @@ pub struct Stats {
 /// A collection of documents with its index.
 pub struct Collection {
     name: CollectionName,
+    /// Unique per incarnation: logged writes name it.
+    uid: u64,
+    /// The log, in the durable mode: every write is appended before it is applied.
+    journal: OnceLock<Arc<Journal>>,
     schema: CollectionSchema,
     create_time: i64,
     index: Index,
+    /// The index's files, read raw (with their footers) for checkpoints.
+    directory: RamDirectory,
     reader: IndexReader,
     /// The writer side. A parking_lot (std-like) mutex: it is never held across an
     /// `.await`, and is held only by blocking code (apply a write, commit).
@@ -110,36 +120,128 @@ struct WriteState {
     committed_seq: u64,
     /// Sum of the stored documents' memory.
     doc_bytes: usize,
+    /// The log record of the last write (0 without a log).
+    log_seq: u64,
 }
 
 impl Collection {
     /// A new, empty collection.
     pub fn new(name: CollectionName, schema: CollectionSchema) -> Result<Arc<Self>> {
-        let index = Index::create_in_ram(schema.tantivy().clone());
+        let uid = uuid::Uuid::new_v4().as_u64_pair().0;
+        let directory = RamDirectory::create();
+        let index = Index::create(
+            directory.clone(),
+            schema.tantivy().clone(),
+            Default::default(),
+        )?;
+        Collection::build(
+            name,
+            schema,
+            uid,
+            now_micros(),
+            (index, directory),
+            DocMap::new(),
+        )
+    }
+
+    /// An empty collection as a log record defines it.
+    pub(crate) fn from_record(record: CollectionRecord) -> Result<Arc<Self>> {
+        let (name, schema) = definition(&record)?;
+        let directory = RamDirectory::create();
+        let index = Index::create(
+            directory.clone(),
+            schema.tantivy().clone(),
+            Default::default(),
+        )?;
+        let index = (index, directory);
+        Collection::build(
+            name,
+            schema,
+            record.uid,
+            record.create_time,
+            index,
+            DocMap::new(),
+        )
+    }
+
+    /// A collection read back from a checkpoint or snapshot.
+    pub(crate) fn restore(loaded: super::durable::Loaded) -> Result<Arc<Self>> {
+        let (name, schema) = definition(&loaded.record)?;
+        let index = Index::open(loaded.index.clone())?;
+        if index.schema() != *schema.tantivy() {
+            return Err(EngineError::DataDamaged(format!(
+                "the index of collection {name} does not match its definition"
+            )));
+        }
+        let record = loaded.record;
+        let index = (index, loaded.index);
+        Collection::build(
+            name,
+            schema,
+            record.uid,
+            record.create_time,
+            index,
+            loaded.docs,
+        )
+    }
+
+    fn build(
+        name: CollectionName,
+        schema: CollectionSchema,
+        uid: u64,
+        create_time: i64,
+        (index, directory): (Index, RamDirectory),
+        docs: DocMap,
+    ) -> Result<Arc<Self>> {
         analysis::register(&index);
         let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let view = View::new(reader.searcher(), DocMap::new());
+        let doc_bytes = docs.values().map(|d| d.memory_bytes()).sum();
+        let view = View::new(reader.searcher(), docs.clone());
         Ok(Arc::new(Collection {
             name,
+            uid,
+            journal: OnceLock::new(),
             schema,
-            create_time: now_micros(),
+            create_time,
             index,
+            directory,
             reader,
             write: Mutex::new(WriteState {
                 writer,
                 seq: 0,
                 committed_seq: 0,
-                doc_bytes: 0,
+                doc_bytes,
+                log_seq: 0,
             }),
-            docs: RwLock::new(DocMap::new()),
+            docs: RwLock::new(docs),
             view: RwLock::new(Arc::new(view)),
             visible: watch::Sender::new(0),
             committing: AtomicBool::new(false),
         }))
+    }
+
+    pub(crate) fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// The definition, as logged.
+    pub(crate) fn record(&self) -> CollectionRecord {
+        CollectionRecord {
+            name: self.name.to_string(),
+            uid: self.uid,
+            create_time: self.create_time,
+            fields: self.schema.fields().iter().map(|f| f.to_spec()).collect(),
+            synonyms: self.schema.synonyms().sets().to_vec(),
+        }
+    }
+
+    /// From now on, every write is logged to `journal` before it is applied.
+    pub(crate) fn attach(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
     }
 
     pub fn name(&self) -> &CollectionName {
@@ -211,26 +313,26 @@ impl Collection {
         wait: bool,
     ) -> Result<Document> {
         let this = self.clone();
-        let (doc, seq) = blocking(move || {
+        let (doc, seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
             let doc = this.apply_create(&mut state, id, fields)?;
-            Ok((doc, state.seq))
+            Ok((doc, state.seq, state.log_seq))
         })
         .await?;
-        self.finish(seq, wait).await?;
+        self.finish(seq, log_seq, wait).await?;
         Ok(doc)
     }
 
     /// Replaces or patches a document (see [`Update`]).
     pub async fn update(self: &Arc<Self>, update: Update, wait: bool) -> Result<Document> {
         let this = self.clone();
-        let (doc, seq) = blocking(move || {
+        let (doc, seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
             let doc = this.apply_update(&mut state, update)?;
-            Ok((doc, state.seq))
+            Ok((doc, state.seq, state.log_seq))
         })
         .await?;
-        self.finish(seq, wait).await?;
+        self.finish(seq, log_seq, wait).await?;
         Ok(doc)
     }
 
@@ -242,26 +344,27 @@ impl Collection {
         wait: bool,
     ) -> Result<()> {
         let this = self.clone();
-        let seq = blocking(move || {
+        let (seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
             this.apply_delete(&mut state, &id, expected_version)?;
-            Ok(state.seq)
+            Ok((state.seq, state.log_seq))
         })
         .await?;
-        self.finish(seq, wait).await
+        self.finish(seq, log_seq, wait).await
     }
 
     /// Applies a batch of imports under one lock: each item creates or replaces
-    /// its document. One failure does not stop the others. Does not wait for
-    /// visibility: call [`Collection::refresh`] after the last batch.
+    /// its document. One failure does not stop the others. Returns once the batch
+    /// is durable, but does not wait for visibility: call [`Collection::refresh`]
+    /// after the last batch.
     pub async fn import(
         self: &Arc<Self>,
         items: Vec<(Option<DocId>, Fields)>,
     ) -> Result<Vec<ImportResult>> {
         let this = self.clone();
-        blocking(move || {
+        let (results, log_seq) = blocking(move || {
             let mut state = this.write.lock();
-            Ok(items
+            let results = items
                 .into_iter()
                 .map(|(id, fields)| match id {
                     None => this.apply_create(&mut state, None, fields),
@@ -276,9 +379,12 @@ impl Collection {
                         },
                     ),
                 })
-                .collect())
+                .collect();
+            Ok((results, state.log_seq))
         })
-        .await
+        .await?;
+        self.durable(log_seq).await?;
+        Ok(results)
     }
 
     /// Returns once every write applied so far is visible to search.
@@ -293,12 +399,32 @@ impl Collection {
         state.seq > state.committed_seq
     }
 
-    async fn finish(self: &Arc<Self>, seq: u64, wait: bool) -> Result<()> {
+    async fn finish(self: &Arc<Self>, seq: u64, log_seq: u64, wait: bool) -> Result<()> {
+        self.durable(log_seq).await?;
         if wait {
             self.wait_visible(seq).await
         } else {
             Ok(())
         }
+    }
+
+    /// Waits until log record `log_seq` is on disk.
+    async fn durable(&self, log_seq: u64) -> Result<()> {
+        match self.journal.get() {
+            Some(journal) if log_seq > 0 => {
+                let journal = journal.clone();
+                blocking(move || journal.sync(log_seq)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends the write `op` makes to the log, before it is applied.
+    fn log(&self, state: &mut WriteState, op: impl FnOnce() -> Op) -> Result<()> {
+        if let Some(journal) = self.journal.get() {
+            state.log_seq = journal.append(op())?;
+        }
+        Ok(())
     }
 
     fn apply_create(
@@ -322,6 +448,10 @@ impl Collection {
         let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
         let now = now_micros();
         let stored = StoredDoc::new(&fields, 1, now, now)?;
+        self.log(state, || Op::Put {
+            uid: self.uid,
+            doc: DocRecord::of(&id, &stored),
+        })?;
         state.writer.add_document(tantivy_doc)?;
         self.put(state, &id, stored, None);
         Ok(Document {
@@ -394,6 +524,10 @@ impl Collection {
             None => (1, now),
         };
         let stored = StoredDoc::new(&new_fields, version, create_time, now)?;
+        self.log(state, || Op::Put {
+            uid: self.uid,
+            doc: DocRecord::of(&id, &stored),
+        })?;
         if current.is_some() {
             state.writer.delete_term(self.id_term(&id));
         }
@@ -425,11 +559,104 @@ impl Collection {
                 actual: current.version,
             });
         }
+        self.log(state, || Op::Delete {
+            uid: self.uid,
+            id: id.to_string(),
+        })?;
         state.writer.delete_term(self.id_term(id));
         self.docs.write().remove(id);
         state.doc_bytes -= current.memory_bytes();
         state.seq += 1;
         Ok(())
+    }
+
+    /// Sets a document as a log record has it (recovery: no checks, no log).
+    pub(crate) fn replay_put(&self, doc: DocRecord) -> Result<()> {
+        let (id, stored) = doc.into_stored()?;
+        let mut fields = stored.fields()?;
+        let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
+        let mut state = self.write.lock();
+        let current = self.docs.read().get(&id).cloned();
+        state.writer.delete_term(self.id_term(&id));
+        state.writer.add_document(tantivy_doc)?;
+        self.put(&mut state, &id, stored, current.as_deref());
+        Ok(())
+    }
+
+    /// Removes a document as a log record says (recovery).
+    pub(crate) fn replay_delete(&self, id: &str) -> Result<()> {
+        let id = DocId::parse(id, "id")?;
+        let mut state = self.write.lock();
+        state.writer.delete_term(self.id_term(&id));
+        if let Some(current) = self.docs.write().remove(&id) {
+            state.doc_bytes -= current.memory_bytes();
+        }
+        state.seq += 1;
+        Ok(())
+    }
+
+    /// Commits and publishes a view of everything applied (recovery).
+    pub(crate) fn publish(&self) -> Result<()> {
+        let seq = self.commit_inner()?;
+        self.visible.send_replace(seq);
+        Ok(())
+    }
+
+    /// The documents and index files of one state, for a checkpoint or snapshot:
+    /// commits what is pending and reads the files of that commit under the write
+    /// lock. Index files are shared in-memory buffers: no copy is made.
+    pub(crate) fn capture(&self) -> Result<Captured> {
+        let mut state = self.write.lock();
+        if state.seq > state.committed_seq {
+            state.writer.commit()?;
+            state.committed_seq = state.seq;
+        }
+        let docs = self.docs.read().clone();
+        // A background merge may replace segments (and delete their files) while
+        // the files are read: read again until the metadata stayed the same.
+        for _ in 0..100 {
+            let metas = self.index.load_metas()?;
+            let directory = &self.directory;
+            let mut files = Vec::new();
+            let mut complete = true;
+            for path in metas.list_segment_files() {
+                match directory.open_read(&path) {
+                    Ok(slice) => files.push((path, read_all(&slice)?)),
+                    Err(OpenReadError::FileDoesNotExist(_)) => {}
+                    Err(err) => {
+                        return Err(EngineError::Internal(format!("reading the index: {err}")));
+                    }
+                }
+            }
+            let again = self.index.load_metas()?;
+            let same = |a: &tantivy::IndexMeta, b: &tantivy::IndexMeta| {
+                a.opstamp == b.opstamp
+                    && a.segments
+                        .iter()
+                        .map(|s| (s.id(), s.delete_opstamp()))
+                        .eq(b.segments.iter().map(|s| (s.id(), s.delete_opstamp())))
+            };
+            if !same(&metas, &again) {
+                complete = false;
+            }
+            if complete {
+                let meta_json = serde_json::to_vec_pretty(&metas)
+                    .map_err(|e| EngineError::Internal(format!("encoding index metadata: {e}")))?;
+                files.push((PathBuf::from("meta.json"), OwnedBytes::new(meta_json)));
+                if let Ok(managed) = directory.atomic_read(std::path::Path::new(".managed.json")) {
+                    files.push((PathBuf::from(".managed.json"), OwnedBytes::new(managed)));
+                }
+                drop(state);
+                return Ok(Captured {
+                    record: self.record(),
+                    docs,
+                    index_files: files,
+                });
+            }
+        }
+        Err(EngineError::Internal(
+            "the index kept changing while a checkpoint read it".into(),
+        ))
     }
 
     fn put(&self, state: &mut WriteState, id: &DocId, stored: StoredDoc, old: Option<&StoredDoc>) {
@@ -508,6 +735,19 @@ impl Collection {
         *self.view.write() = Arc::new(view);
         Ok(seq)
     }
+}
+
+/// The name and schema a record defines.
+fn definition(record: &CollectionRecord) -> Result<(CollectionName, CollectionSchema)> {
+    let name = CollectionName::parse(&record.name, "collection.name")?;
+    let schema = CollectionSchema::new(&record.fields)?.with_synonyms(&record.synonyms)?;
+    Ok((name, schema))
+}
+
+fn read_all(slice: &tantivy::directory::FileSlice) -> Result<OwnedBytes> {
+    slice
+        .read_bytes()
+        .map_err(|e| EngineError::Internal(format!("reading the index: {e}")))
 }
 
 /// Runs blocking engine work (locks, tantivy, compression) off the async workers.

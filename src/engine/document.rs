@@ -57,6 +57,21 @@ impl StoredDoc {
         })
     }
 
+    /// A stored document from its parts (as a log record or checkpoint has them).
+    pub fn from_parts(version: u64, create_time: i64, update_time: i64, body: Vec<u8>) -> Self {
+        StoredDoc {
+            version,
+            create_time,
+            update_time,
+            body: body.into_boxed_slice(),
+        }
+    }
+
+    /// The fields as zstd-compressed JSON.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     /// Decompresses the fields.
     pub fn fields(&self) -> Result<Fields> {
         let json = zstd::stream::decode_all(&self.body[..])

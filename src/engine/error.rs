@@ -49,6 +49,19 @@ pub enum EngineError {
     #[error("page token expired: {0}")]
     PageTokenExpired(String),
 
+    /// The data directory's file system is full: the write was not applied.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+
+    /// Storage failed otherwise (an I/O error): the write was not acknowledged.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
+
+    /// The data directory holds something this server cannot read: a damaged
+    /// file (named, with the offset) or an unknown format version. Start-up stops.
+    #[error("{0}")]
+    DataDamaged(String),
+
     /// A failure inside the engine that the request did not cause (index I/O, a
     /// bug). The message goes to the log; clients see a generic description.
     #[error("internal error: {0}")]
@@ -68,6 +81,19 @@ impl EngineError {
 impl From<tantivy::TantivyError> for EngineError {
     fn from(err: tantivy::TantivyError) -> Self {
         EngineError::Internal(format!("index: {err}"))
+    }
+}
+
+impl EngineError {
+    /// The error a failed write to the data directory reports: a full file
+    /// system is [`EngineError::StorageFull`], anything else
+    /// [`EngineError::StorageUnavailable`].
+    pub fn storage(context: &str, err: &std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::StorageFull {
+            EngineError::StorageFull(format!("{context}: {err}"))
+        } else {
+            EngineError::StorageUnavailable(format!("{context}: {err}"))
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod analysis;
 mod collection;
 mod document;
+pub mod durable;
 mod error;
 mod facet;
 mod filter;
@@ -23,6 +24,7 @@ pub mod timestamp;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
@@ -47,6 +49,11 @@ pub struct Engine {
     collections: RwLock<BTreeMap<CollectionName, Arc<Collection>>>,
     tokens: Arc<PageTokens>,
     pins: Arc<Pins>,
+    /// `None` in the in-memory mode.
+    durable: Option<durable::Durable>,
+    /// False until [`Engine::recover`] has loaded the data directory: requests
+    /// are refused meanwhile.
+    ready: AtomicBool,
 }
 
 impl Default for Engine {
@@ -63,6 +70,37 @@ impl Engine {
             collections: RwLock::default(),
             tokens: Arc::default(),
             pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
+            durable: None,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// A durable engine on `data`: empty, and refusing requests until
+    /// [`Engine::recover`] has loaded the directory.
+    pub fn durable(
+        snapshot_ttl: std::time::Duration,
+        max_snapshots: usize,
+        data: durable::DataDir,
+    ) -> Self {
+        Engine {
+            durable: Some(durable::Durable::new(data)),
+            ready: AtomicBool::new(false),
+            ..Engine::new(snapshot_ttl, max_snapshots)
+        }
+    }
+
+    /// The log, once recovered, in the durable mode.
+    fn journal(&self) -> Option<&Arc<durable::Journal>> {
+        self.durable.as_ref().and_then(|d| d.journal())
+    }
+
+    fn check_ready(&self) -> Result<()> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(EngineError::StorageUnavailable(
+                "the server is recovering its data directory; retry shortly".into(),
+            ))
         }
     }
 
@@ -72,22 +110,49 @@ impl Engine {
     }
 
     /// Creates an empty collection.
-    pub fn create_collection(
+    pub async fn create_collection(
         &self,
         name: CollectionName,
         schema: CollectionSchema,
     ) -> Result<Arc<Collection>> {
-        let mut collections = self.collections.write();
-        if collections.contains_key(&name) {
-            return Err(EngineError::CollectionExists(name.to_string()));
-        }
-        let collection = Collection::new(name.clone(), schema)?;
-        collections.insert(name, collection.clone());
+        self.check_ready()?;
+        let (collection, seq) = {
+            let mut collections = self.collections.write();
+            if collections.contains_key(&name) {
+                return Err(EngineError::CollectionExists(name.to_string()));
+            }
+            let collection = Collection::new(name.clone(), schema)?;
+            let seq = match self.journal() {
+                Some(journal) => {
+                    let seq = journal.append(durable::Op::CreateCollection(collection.record()))?;
+                    collection.attach(journal.clone());
+                    seq
+                }
+                None => 0,
+            };
+            collections.insert(name, collection.clone());
+            (collection, seq)
+        };
+        self.sync(seq).await?;
         Ok(collection)
+    }
+
+    /// Waits until log record `seq` is on disk (nothing to wait for in memory).
+    async fn sync(&self, seq: u64) -> Result<()> {
+        match self.journal() {
+            Some(journal) if seq > 0 => {
+                let journal = journal.clone();
+                tokio::task::spawn_blocking(move || journal.sync(seq))
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("log sync failed: {e}")))?
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The collection `name`.
     pub fn collection(&self, name: &CollectionName) -> Result<Arc<Collection>> {
+        self.check_ready()?;
         self.collections
             .read()
             .get(name)
@@ -100,23 +165,37 @@ impl Engine {
         &self,
         after: Option<&CollectionName>,
         limit: usize,
-    ) -> Vec<Arc<Collection>> {
+    ) -> Result<Vec<Arc<Collection>>> {
+        self.check_ready()?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.collections
+        Ok(self
+            .collections
             .read()
             .range((lower, Bound::Unbounded))
             .take(limit)
             .map(|(_, c)| c.clone())
-            .collect()
+            .collect())
     }
 
     /// Deletes the collection `name` and its documents.
-    pub fn delete_collection(&self, name: &CollectionName) -> Result<()> {
-        self.collections
-            .write()
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| EngineError::CollectionNotFound(name.to_string()))
+    pub async fn delete_collection(&self, name: &CollectionName) -> Result<()> {
+        self.check_ready()?;
+        let seq = {
+            let mut collections = self.collections.write();
+            let Some(collection) = collections.get(name) else {
+                return Err(EngineError::CollectionNotFound(name.to_string()));
+            };
+            let seq = match self.journal() {
+                Some(journal) => journal.append(durable::Op::DeleteCollection {
+                    name: name.to_string(),
+                    uid: collection.uid(),
+                })?,
+                None => 0,
+            };
+            collections.remove(name);
+            seq
+        };
+        self.sync(seq).await
     }
 
     /// Searches the collection `name`.

@@ -37,7 +37,7 @@ impl CollectionService for CollectionHandler {
         })?;
         let name = collection_name(&name, "collection.name")?;
         let schema = CollectionSchema::new(&api::field_specs(fields)?)?.with_synonyms(&synonyms)?;
-        let created = self.engine.create_collection(name, schema)?;
+        let created = self.engine.create_collection(name, schema).await?;
         Ok(Response::new(api::wire_collection(&created)))
     }
 
@@ -62,7 +62,7 @@ impl CollectionService for CollectionHandler {
         let after = paging::decode_after(&page_token)?
             .map(|name| collection_name(&name, "page_token"))
             .transpose()?;
-        let mut collections = self.engine.list_collections(after.as_ref(), limit + 1);
+        let mut collections = self.engine.list_collections(after.as_ref(), limit + 1)?;
         let next_page_token = paging::next_token(&mut collections, limit, |c| c.name().to_string());
         Ok(Response::new(pb::ListCollectionsResponse {
             collections: collections
@@ -78,7 +78,7 @@ impl CollectionService for CollectionHandler {
         request: Request<pb::DeleteCollectionRequest>,
     ) -> Result<Response<()>, Status> {
         let name = collection_name(&request.get_ref().name, "name")?;
-        self.engine.delete_collection(&name)?;
+        self.engine.delete_collection(&name).await?;
         Ok(Response::new(()))
     }
 }

@@ -1,0 +1,205 @@
+//! Checkpoints and snapshots: every collection's definition, documents and
+//! tantivy segment files, written to a directory that becomes visible by one
+//! rename.
+//!
+//! ```text
+//! DIR/MANIFEST             a frame: format, log position, collection definitions
+//! DIR/c<uid>/docs          frames: the documents
+//! DIR/c<uid>/index/<file>  the index files of one commit (meta.json and segments)
+//! ```
+//! Restoring copies the index files back into memory, so a restart does not
+//! re-index: it reads the documents and the files, then replays the log after
+//! the checkpoint.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
+
+use super::frame::{self, Next};
+use super::record::{self, CollectionRecord, DocRecord};
+use super::sync_dir;
+use crate::engine::collection::DocMap;
+use crate::engine::document::StoredDoc;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::names::DocId;
+
+/// The layout version of a checkpoint or snapshot directory.
+pub const FORMAT: u32 = 1;
+
+/// What `MANIFEST` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// Log records from this one on are not in the checkpoint (0 for a snapshot
+    /// taken without a log).
+    pub seq: u64,
+    pub collections: Vec<CollectionRecord>,
+}
+
+/// One collection as captured under its write lock: documents and index files of
+/// the same state.
+pub struct Captured {
+    pub record: CollectionRecord,
+    pub docs: DocMap,
+    /// Index files by name, `meta.json` included.
+    pub index_files: Vec<(PathBuf, OwnedBytes)>,
+}
+
+/// One collection read back.
+pub struct Loaded {
+    pub record: CollectionRecord,
+    pub docs: DocMap,
+    pub index: RamDirectory,
+}
+
+/// Writes `collections` to `target`, which must not exist: first into a
+/// temporary sibling, fsynced file by file, then renamed into place.
+pub fn write(target: &Path, seq: u64, collections: &[Captured]) -> Result<()> {
+    let tmp = target.with_extension("tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| io("removing", &tmp, &e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, &e))?;
+    for captured in collections {
+        let dir = tmp.join(format!("c{}", captured.record.uid));
+        let index_dir = dir.join("index");
+        fs::create_dir_all(&index_dir).map_err(|e| io("creating", &index_dir, &e))?;
+        write_docs(&dir.join("docs"), &captured.docs)?;
+        for (name, bytes) in &captured.index_files {
+            write_file(&index_dir.join(name), bytes.as_slice())?;
+        }
+        sync_dir(&index_dir)?;
+        sync_dir(&dir)?;
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        seq,
+        collections: collections.iter().map(|c| c.record.clone()).collect(),
+    };
+    let mut frame = Vec::new();
+    record::encode(&manifest, &mut frame)?;
+    write_file(&tmp.join("MANIFEST"), &frame)?;
+    sync_dir(&tmp)?;
+    fs::rename(&tmp, target).map_err(|e| io("renaming", &tmp, &e))?;
+    if let Some(parent) = target.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Reads the checkpoint or snapshot in `dir`.
+pub fn read(dir: &Path) -> Result<(Manifest, Vec<Loaded>)> {
+    let manifest_path = dir.join("MANIFEST");
+    let data = fs::read(&manifest_path).map_err(|e| io("reading", &manifest_path, &e))?;
+    let manifest: Manifest = match frame::next(&data, 0) {
+        Next::Frame(payload, _) => record::decode(payload)
+            .map_err(|e| damaged(&manifest_path, 0, &format!("undecodable manifest: {e}")))?,
+        _ => return Err(damaged(&manifest_path, 0, "checksum mismatch")),
+    };
+    if manifest.format != FORMAT {
+        return Err(EngineError::DataDamaged(format!(
+            "{} has format {}; this trove reads format {FORMAT}",
+            manifest_path.display(),
+            manifest.format
+        )));
+    }
+    let mut loaded = Vec::new();
+    for record in &manifest.collections {
+        let cdir = dir.join(format!("c{}", record.uid));
+        let docs = read_docs(&cdir.join("docs"))?;
+        let index = RamDirectory::create();
+        let index_dir = cdir.join("index");
+        for entry in fs::read_dir(&index_dir).map_err(|e| io("listing", &index_dir, &e))? {
+            let path = entry.map_err(|e| io("listing", &index_dir, &e))?.path();
+            let bytes = fs::read(&path).map_err(|e| io("reading", &path, &e))?;
+            let name = PathBuf::from(path.file_name().expect("a listed file has a name"));
+            index
+                .atomic_write(&name, &bytes)
+                .map_err(|e| io("loading", &path, &e))?;
+        }
+        loaded.push(Loaded {
+            record: record.clone(),
+            docs,
+            index,
+        });
+    }
+    Ok((manifest, loaded))
+}
+
+fn write_docs(path: &Path, docs: &DocMap) -> Result<()> {
+    let file = File::create(path).map_err(|e| io("creating", path, &e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut buf = Vec::new();
+    for (id, stored) in docs {
+        buf.clear();
+        record::encode(&DocRecord::of(id, stored), &mut buf)?;
+        out.write_all(&buf).map_err(|e| io("writing", path, &e))?;
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| io("writing", path, e.error()))?;
+    file.sync_all().map_err(|e| io("syncing", path, &e))
+}
+
+fn read_docs(path: &Path) -> Result<DocMap> {
+    let data = fs::read(path).map_err(|e| io("reading", path, &e))?;
+    let mut docs = DocMap::new();
+    let mut offset = 0;
+    loop {
+        match frame::next(&data, offset) {
+            Next::Frame(payload, end) => {
+                let doc: DocRecord = record::decode(payload)
+                    .map_err(|e| damaged(path, offset, &format!("undecodable document: {e}")))?;
+                let (id, stored) = doc
+                    .into_stored()
+                    .map_err(|e| damaged(path, offset, &e.to_string()))?;
+                docs.insert(id, Arc::new(stored));
+                offset = end;
+            }
+            Next::End => return Ok(docs),
+            Next::Torn | Next::Corrupt => return Err(damaged(path, offset, "checksum mismatch")),
+        }
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).map_err(|e| io("creating", path, &e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("writing", path, &e))
+}
+
+impl DocRecord {
+    pub fn of(id: &DocId, stored: &StoredDoc) -> Self {
+        DocRecord {
+            id: id.as_str().to_owned(),
+            version: stored.version,
+            create_time: stored.create_time,
+            update_time: stored.update_time,
+            body: stored.body().to_vec(),
+        }
+    }
+
+    /// The id and stored document; fails on an invalid id.
+    pub fn into_stored(self) -> Result<(DocId, StoredDoc)> {
+        let id = DocId::parse(&self.id, "id")?;
+        let stored =
+            StoredDoc::from_parts(self.version, self.create_time, self.update_time, self.body);
+        Ok((id, stored))
+    }
+}
+
+fn io(action: &str, path: &Path, err: &std::io::Error) -> EngineError {
+    EngineError::storage(&format!("{action} {}", path.display()), err)
+}
+
+fn damaged(path: &Path, offset: usize, what: &str) -> EngineError {
+    EngineError::DataDamaged(format!(
+        "{} is damaged at offset {offset}: {what}",
+        path.display()
+    ))
+}

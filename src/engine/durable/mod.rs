@@ -1,0 +1,284 @@
+//! Durable mode: a write-ahead log ([`journal`]) of every acknowledged write and
+//! periodic checkpoints ([`checkpoint`]) that keep the log bounded, in a data
+//! directory:
+//!
+//! ```text
+//! DATA/FORMAT                   the layout version, checked at start-up
+//! DATA/wal/<first seq>.log      log segments
+//! DATA/checkpoints/<seq>/       the latest checkpoint: state before record <seq>
+//! ```
+//!
+//! Recovery loads the latest checkpoint, replays the log from its position and
+//! cuts a torn tail. Replay is idempotent (a put sets a document, a delete
+//! removes one, writes name their collection's incarnation), which lets a
+//! checkpoint capture each collection at any moment after its log position.
+
+mod checkpoint;
+mod frame;
+mod journal;
+mod record;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::Engine;
+use super::collection::Collection;
+use super::error::{EngineError, Result};
+use super::names::CollectionName;
+
+pub(crate) use checkpoint::{Captured, Loaded};
+pub use journal::Fsync;
+pub(crate) use journal::Journal;
+pub(crate) use record::{CollectionRecord, DocRecord, Op};
+
+/// The first line of `DATA/FORMAT`.
+const FORMAT_LINE: &str = "trove data directory format 1";
+/// Log bytes after which a checkpoint starts.
+pub const CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
+
+/// Where and how durably to keep the data.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    pub path: PathBuf,
+    pub fsync: Fsync,
+}
+
+/// The durable side of an engine.
+pub(crate) struct Durable {
+    dir: DataDir,
+    journal: OnceLock<Arc<Journal>>,
+    /// Held by the one checkpoint running.
+    checkpointing: Mutex<()>,
+}
+
+impl Durable {
+    pub fn new(dir: DataDir) -> Self {
+        Durable {
+            dir,
+            journal: OnceLock::new(),
+            checkpointing: Mutex::new(()),
+        }
+    }
+
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.get()
+    }
+}
+
+/// What recovery did.
+#[derive(Debug)]
+pub struct Recovery {
+    pub collections: usize,
+    pub documents: u64,
+    /// Log records replayed after the checkpoint.
+    pub replayed: u64,
+    pub seconds: f64,
+}
+
+impl Engine {
+    /// Loads the data directory: the latest checkpoint, then the log after it.
+    /// Blocking; the engine refuses requests until it returns.
+    pub fn recover(&self) -> Result<Option<Recovery>> {
+        let Some(durable) = &self.durable else {
+            self.ready.store(true, Ordering::Release);
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let root = &durable.dir.path;
+        check_format(root)?;
+        let checkpoints = root.join("checkpoints");
+        fs::create_dir_all(&checkpoints).map_err(|e| io("creating", &checkpoints, &e))?;
+        let mut seq = 1;
+        if let Some(latest) = latest_checkpoint(&checkpoints)? {
+            let (manifest, loaded) = checkpoint::read(&latest)?;
+            seq = manifest.seq;
+            let mut collections = self.collections.write();
+            for loaded in loaded {
+                let collection = Collection::restore(loaded)?;
+                collections.insert(collection.name().clone(), collection);
+            }
+        }
+        let recovered = Journal::recover(&root.join("wal"), durable.dir.fsync, seq, |record| {
+            self.replay(record.op)
+        })?;
+        let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
+        let mut documents = 0;
+        for collection in &collections {
+            collection.publish()?;
+            collection.attach(recovered.journal.clone());
+            documents += collection.stats().document_count;
+        }
+        let _ = durable.journal.set(recovered.journal);
+        self.ready.store(true, Ordering::Release);
+        Ok(Some(Recovery {
+            collections: collections.len(),
+            documents,
+            replayed: recovered.replayed,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    fn replay(&self, op: Op) -> Result<()> {
+        let by_uid = |uid: u64| {
+            self.collections
+                .read()
+                .values()
+                .find(|c| c.uid() == uid)
+                .cloned()
+        };
+        match op {
+            Op::CreateCollection(record) => {
+                let name = CollectionName::parse(&record.name, "collection.name")?;
+                let mut collections = self.collections.write();
+                if collections
+                    .get(&name)
+                    .is_some_and(|c| c.uid() == record.uid)
+                {
+                    return Ok(());
+                }
+                let collection = Collection::from_record(record)?;
+                collections.insert(name, collection);
+            }
+            Op::DeleteCollection { name, uid } => {
+                let name = CollectionName::parse(&name, "collection.name")?;
+                let mut collections = self.collections.write();
+                if collections.get(&name).is_some_and(|c| c.uid() == uid) {
+                    collections.remove(&name);
+                }
+            }
+            Op::Put { uid, doc } => {
+                if let Some(collection) = by_uid(uid) {
+                    collection.replay_put(doc)?;
+                }
+            }
+            Op::Delete { uid, id } => {
+                if let Some(collection) = by_uid(uid) {
+                    collection.replay_delete(&id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint if the log has grown past [`CHECKPOINT_LOG_BYTES`].
+    pub fn maybe_checkpoint(&self) -> Result<()> {
+        let due = self
+            .durable
+            .as_ref()
+            .and_then(|d| d.journal())
+            .is_some_and(|j| j.appended() >= CHECKPOINT_LOG_BYTES);
+        if due {
+            self.checkpoint().map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes a checkpoint of every collection and drops the log before it.
+    /// Returns false without doing anything when not durable or when another
+    /// checkpoint is running. Writes go on meanwhile. Blocking.
+    pub fn checkpoint(&self) -> Result<bool> {
+        let Some(durable) = &self.durable else {
+            return Ok(false);
+        };
+        let Some(journal) = durable.journal() else {
+            return Ok(false);
+        };
+        let Some(_one) = durable.checkpointing.try_lock() else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        // Every record before `seq` has been applied to its collection (records
+        // are appended and applied under the collection's lock), so a capture
+        // taken after this point contains it.
+        let seq = journal.rotate()?;
+        let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
+        let captured = collections
+            .iter()
+            .map(|c| c.capture())
+            .collect::<Result<Vec<_>>>()?;
+        let dir = durable.dir.path.join("checkpoints");
+        checkpoint::write(&dir.join(format!("{seq:020}")), seq, &captured)?;
+        for old in list_checkpoints(&dir)? {
+            if old.0 < seq {
+                fs::remove_dir_all(&old.1).map_err(|e| io("removing", &old.1, &e))?;
+            }
+        }
+        journal.remove_before(seq)?;
+        tracing::info!(
+            seq,
+            collections = captured.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "checkpoint written"
+        );
+        Ok(true)
+    }
+}
+
+/// Checks `DATA/FORMAT`, writing it into a new data directory.
+fn check_format(root: &Path) -> Result<()> {
+    fs::create_dir_all(root).map_err(|e| io("creating", root, &e))?;
+    let path = root.join("FORMAT");
+    match fs::read_to_string(&path) {
+        Ok(text) if text.lines().next() == Some(FORMAT_LINE) => Ok(()),
+        Ok(text) => Err(EngineError::DataDamaged(format!(
+            "{} says {:?}; this trove reads {FORMAT_LINE:?} and will not touch the directory",
+            path.display(),
+            text.lines().next().unwrap_or_default()
+        ))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let occupied = fs::read_dir(root)
+                .map_err(|e| io("listing", root, &e))?
+                .next()
+                .is_some();
+            if occupied {
+                return Err(EngineError::DataDamaged(format!(
+                    "{} is not empty and has no FORMAT file: not a trove data directory",
+                    root.display()
+                )));
+            }
+            fs::write(&path, format!("{FORMAT_LINE}\n")).map_err(|e| io("writing", &path, &e))?;
+            fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io("syncing", &path, &e))?;
+            sync_dir(root)
+        }
+        Err(err) => Err(io("reading", &path, &err)),
+    }
+}
+
+/// Complete checkpoints by log position; removes unfinished ones.
+fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io("listing", dir, &e))? {
+        let path = entry.map_err(|e| io("listing", dir, &e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".tmp") {
+            fs::remove_dir_all(&path).map_err(|e| io("removing", &path, &e))?;
+        } else if let Ok(seq) = name.parse::<u64>() {
+            found.push((seq, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list_checkpoints(dir)?.pop().map(|(_, path)| path))
+}
+
+/// Fsyncs a directory, making the files created or renamed in it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing", dir, &e))
+}
+
+fn io(action: &str, path: &Path, err: &std::io::Error) -> EngineError {
+    EngineError::storage(&format!("{action} {}", path.display()), err)
+}

@@ -1,0 +1,65 @@
+//! What the log and checkpoints hold, encoded with postcard inside checksummed
+//! frames ([`super::frame`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::error::{EngineError, Result};
+use crate::engine::schema::FieldSpec;
+
+/// One logged write, numbered in log order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub op: Op,
+}
+
+/// A write. Collections are named by `uid`, unique per incarnation: a collection
+/// deleted and created again under the same name gets a new one, so a replayed
+/// write never lands in the wrong incarnation.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Op {
+    CreateCollection(CollectionRecord),
+    DeleteCollection { name: String, uid: u64 },
+    Put { uid: u64, doc: DocRecord },
+    Delete { uid: u64, id: String },
+}
+
+/// A collection's definition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CollectionRecord {
+    pub name: String,
+    pub uid: u64,
+    pub create_time: i64,
+    pub fields: Vec<FieldSpec>,
+    pub synonyms: Vec<String>,
+}
+
+/// A document as stored: metadata and zstd-compressed JSON fields.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocRecord {
+    pub id: String,
+    pub version: u64,
+    pub create_time: i64,
+    pub update_time: i64,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// Encodes `value` and appends its frame to `out`.
+pub fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    let payload = postcard::to_stdvec(value)
+        .map_err(|e| EngineError::Internal(format!("encoding a record: {e}")))?;
+    if payload.len() > super::frame::MAX_PAYLOAD {
+        return Err(EngineError::invalid(
+            "document",
+            format!("record of {} bytes is too large to store", payload.len()),
+        ));
+    }
+    super::frame::encode(&payload, out);
+    Ok(())
+}
+
+/// Decodes a frame's payload.
+pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> std::result::Result<T, String> {
+    postcard::from_bytes(payload).map_err(|e| e.to_string())
+}
