@@ -95,7 +95,14 @@ pub struct Config {
     /// background, so a crash or power loss may lose the last interval's writes.
     #[arg(long, env = "TROVE_FSYNC", default_value = "always", value_parser = parse_fsync)]
     pub fsync: Fsync,
+    /// With --data-dir: write a checkpoint (and drop the log before it) once the
+    /// log has grown by this many bytes.
+    #[arg(long, env = "TROVE_CHECKPOINT_BYTES", default_value_t = DEFAULT_CHECKPOINT_BYTES)]
+    pub checkpoint_bytes: u64,
 }
+
+/// The default log growth between checkpoints.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
 
 /// Parses `always` or `interval=DURATION` (`100ms`, `1s`).
 pub fn parse_fsync(text: &str) -> Result<Fsync, String> {
@@ -138,6 +145,7 @@ impl Config {
             max_snapshots: DEFAULT_MAX_SNAPSHOTS,
             data_dir: None,
             fsync: Fsync::Always,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }

@@ -61,6 +61,7 @@ pub fn engine_for(config: &Config) -> Arc<Engine> {
             DataDir {
                 path: path.clone(),
                 fsync: config.fsync,
+                checkpoint_bytes: config.checkpoint_bytes,
             },
         ),
     })

@@ -3,10 +3,12 @@
 
 mod collections;
 mod documents;
+mod durable;
 mod harness;
 mod import;
 mod inspect;
 mod paging;
+mod process;
 mod query;
 mod search;
 mod wire;

@@ -38,14 +38,14 @@ pub(crate) use record::{CollectionRecord, DocRecord, Op};
 
 /// The first line of `DATA/FORMAT`.
 const FORMAT_LINE: &str = "trove data directory format 1";
-/// Log bytes after which a checkpoint starts.
-pub const CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
 
 /// Where and how durably to keep the data.
 #[derive(Clone, Debug)]
 pub struct DataDir {
     pub path: PathBuf,
     pub fsync: Fsync,
+    /// Log bytes after which a checkpoint starts.
+    pub checkpoint_bytes: u64,
 }
 
 /// The durable side of an engine.
@@ -165,13 +165,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes a checkpoint if the log has grown past [`CHECKPOINT_LOG_BYTES`].
+    /// Writes a checkpoint if the log has grown past [`DataDir::checkpoint_bytes`].
     pub fn maybe_checkpoint(&self) -> Result<()> {
-        let due = self
-            .durable
-            .as_ref()
-            .and_then(|d| d.journal())
-            .is_some_and(|j| j.appended() >= CHECKPOINT_LOG_BYTES);
+        let due = self.durable.as_ref().is_some_and(|d| {
+            d.journal()
+                .is_some_and(|j| j.appended() >= d.dir.checkpoint_bytes)
+        });
         if due {
             self.checkpoint().map(|_| ())
         } else {

@@ -1,0 +1,782 @@
+//! Durable mode through the real binary: kill -9 at random moments, torn and
+//! corrupt log tails, SIGTERM, an unknown format, recovery behind health.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use trove::api::pb::{self, FieldType};
+
+use crate::harness::{doc, field, to_json};
+use crate::process::{Clients, Process, Rng};
+
+/// What a key (a document or a collection) holds.
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    Absent,
+    Present { version: u64, marker: String },
+}
+
+/// The acknowledged state of a key, and the write in flight whose outcome is
+/// unknown (the server died before answering).
+#[derive(Clone, Debug)]
+struct Slot {
+    acked: State,
+    pending: Option<State>,
+}
+
+type Model = Arc<Mutex<HashMap<String, Slot>>>;
+
+const DOCS: &str = "docs";
+const WRITERS: u64 = 4;
+const IDS_PER_WRITER: u64 = 12;
+
+fn next_version(state: &State) -> u64 {
+    match state {
+        State::Absent => 1,
+        State::Present { version, .. } => version + 1,
+    }
+}
+
+/// Codes a write may get when the server dies under it: its outcome is unknown.
+fn outcome_unknown(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+    )
+}
+
+async fn create_docs_collection(clients: &mut Clients) {
+    clients
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: DOCS.into(),
+                fields: vec![field("title", FieldType::Text, |_| {})],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+/// Upserts and deletes documents `w<k>-<i>` until the server dies.
+async fn doc_writer(
+    mut clients: Clients,
+    k: u64,
+    seed: u64,
+    model: Model,
+    serial: Arc<Mutex<u64>>,
+) {
+    let mut rng = Rng::new(seed);
+    loop {
+        let id = format!("w{k}-{}", rng.below(IDS_PER_WRITER));
+        let acked = model.lock().unwrap()[&id].acked.clone();
+        let delete = matches!(acked, State::Present { .. }) && rng.below(10) < 3;
+        let predicted = if delete {
+            State::Absent
+        } else {
+            let marker = {
+                let mut serial = serial.lock().unwrap();
+                *serial += 1;
+                format!("m{}", *serial)
+            };
+            State::Present {
+                version: next_version(&acked),
+                marker,
+            }
+        };
+        model.lock().unwrap().get_mut(&id).unwrap().pending = Some(predicted.clone());
+        let result = match &predicted {
+            State::Absent => clients
+                .documents
+                .delete_document(pb::DeleteDocumentRequest {
+                    collection: DOCS.into(),
+                    id: id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            State::Present { version, marker } => clients
+                .documents
+                .update_document(pb::UpdateDocumentRequest {
+                    document: Some(doc(&id, json!({ "title": marker }))),
+                    collection: DOCS.into(),
+                    allow_missing: true,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| assert_eq!(r.into_inner().version, *version, "{id}")),
+        };
+        match result {
+            Ok(()) => {
+                *model.lock().unwrap().get_mut(&id).unwrap() = Slot {
+                    acked: predicted,
+                    pending: None,
+                }
+            }
+            Err(status) if outcome_unknown(&status) => return,
+            Err(status) => panic!("{id}: {status:?}"),
+        }
+    }
+}
+
+/// Imports batches of three documents `imp-<i>` until the server dies.
+async fn import_writer(mut clients: Clients, seed: u64, model: Model, serial: Arc<Mutex<u64>>) {
+    let mut rng = Rng::new(seed);
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut model = model.lock().unwrap();
+            while batch.len() < 3 {
+                let id = format!("imp-{}", rng.below(IDS_PER_WRITER));
+                if batch.iter().any(|(b, _)| *b == id) {
+                    continue;
+                }
+                let mut serial = serial.lock().unwrap();
+                *serial += 1;
+                let slot = model.get_mut(&id).unwrap();
+                let predicted = State::Present {
+                    version: next_version(&slot.acked),
+                    marker: format!("m{}", *serial),
+                };
+                slot.pending = Some(predicted.clone());
+                batch.push((id, predicted));
+            }
+        }
+        let requests: Vec<pb::ImportDocumentsRequest> = batch
+            .iter()
+            .map(|(id, state)| {
+                let State::Present { marker, .. } = state else {
+                    unreachable!()
+                };
+                pb::ImportDocumentsRequest {
+                    collection: DOCS.into(),
+                    document: Some(doc(id, json!({ "title": marker }))),
+                    async_visibility: false,
+                }
+            })
+            .collect();
+        match clients
+            .documents
+            .import_documents(tokio_stream::iter(requests))
+            .await
+        {
+            Ok(response) => {
+                assert_eq!(response.into_inner().failed_count, 0);
+                let mut model = model.lock().unwrap();
+                for (id, state) in batch {
+                    *model.get_mut(&id).unwrap() = Slot {
+                        acked: state,
+                        pending: None,
+                    };
+                }
+            }
+            Err(status) if outcome_unknown(&status) => return,
+            Err(status) => panic!("import: {status:?}"),
+        }
+    }
+}
+
+/// Creates and deletes collections `tmp<i>` until the server dies.
+async fn collection_writer(mut clients: Clients, seed: u64, model: Model) {
+    let mut rng = Rng::new(seed);
+    loop {
+        let name = format!("tmp{}", rng.below(4));
+        let key = format!("collection/{name}");
+        let acked = model.lock().unwrap()[&key].acked.clone();
+        let predicted = match acked {
+            State::Absent => State::Present {
+                version: 0,
+                marker: String::new(),
+            },
+            State::Present { .. } => State::Absent,
+        };
+        model.lock().unwrap().get_mut(&key).unwrap().pending = Some(predicted.clone());
+        let result = match predicted {
+            State::Absent => clients
+                .collections
+                .delete_collection(pb::DeleteCollectionRequest { name: name.clone() })
+                .await
+                .map(|_| ()),
+            State::Present { .. } => clients
+                .collections
+                .create_collection(pb::CreateCollectionRequest {
+                    collection: Some(pb::Collection {
+                        name: name.clone(),
+                        fields: vec![field("title", FieldType::Text, |_| {})],
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => {
+                *model.lock().unwrap().get_mut(&key).unwrap() = Slot {
+                    acked: predicted,
+                    pending: None,
+                }
+            }
+            Err(status) if outcome_unknown(&status) => return,
+            Err(status) => panic!("{name}: {status:?}"),
+        }
+    }
+}
+
+/// What the restarted server holds for `key`.
+async fn observe(clients: &mut Clients, key: &str) -> State {
+    if let Some(name) = key.strip_prefix("collection/") {
+        return match clients
+            .collections
+            .get_collection(pb::GetCollectionRequest { name: name.into() })
+            .await
+        {
+            Ok(_) => State::Present {
+                version: 0,
+                marker: String::new(),
+            },
+            Err(status) if status.code() == Code::NotFound => State::Absent,
+            Err(status) => panic!("{key}: {status:?}"),
+        };
+    }
+    match clients
+        .documents
+        .get_document(pb::GetDocumentRequest {
+            collection: DOCS.into(),
+            id: key.into(),
+        })
+        .await
+    {
+        Ok(found) => {
+            let found = found.into_inner();
+            let marker = to_json(found.fields.as_ref().unwrap())["title"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            State::Present {
+                version: found.version,
+                marker,
+            }
+        }
+        Err(status) if status.code() == Code::NotFound => State::Absent,
+        Err(status) => panic!("{key}: {status:?}"),
+    }
+}
+
+/// Checks every key against the model after a restart, and that search agrees
+/// with the documents; then takes what the server holds as the new model.
+async fn verify(clients: &mut Clients, model: &Model, cycle: u32) {
+    let keys: Vec<String> = model.lock().unwrap().keys().cloned().collect();
+    for key in keys {
+        let observed = observe(clients, &key).await;
+        let slot = model.lock().unwrap()[&key].clone();
+        assert!(
+            observed == slot.acked || Some(&observed) == slot.pending.as_ref(),
+            "cycle {cycle}, {key}: found {observed:?}; acknowledged {:?}, in flight {:?}",
+            slot.acked,
+            slot.pending
+        );
+        if let State::Present { marker, .. } = &observed
+            && !key.starts_with("collection/")
+        {
+            let found = clients
+                .search
+                .search(pb::SearchRequest {
+                    collection: DOCS.into(),
+                    query: format!("title:{marker}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let ids: Vec<_> = found.hits.iter().map(|h| h.id.as_str()).collect();
+            assert_eq!(ids, [key.as_str()], "cycle {cycle}: search for {marker}");
+        }
+        *model.lock().unwrap().get_mut(&key).unwrap() = Slot {
+            acked: observed,
+            pending: None,
+        };
+    }
+    // Nothing the writers never sent: every stored id is one of theirs.
+    let listed = clients
+        .documents
+        .list_documents(pb::ListDocumentsRequest {
+            collection: DOCS.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let model = model.lock().unwrap();
+    for document in listed.documents {
+        assert!(
+            matches!(
+                model.get(&document.id),
+                Some(Slot {
+                    acked: State::Present { .. },
+                    ..
+                })
+            ),
+            "cycle {cycle}: unexpected document {}",
+            document.id
+        );
+    }
+}
+
+/// Concurrent writers, `kill -9` at a random moment, restart, check: every
+/// acknowledged write is there (or the write in flight after it), nothing never
+/// sent appears, acknowledged deletes stay deleted. Checkpoints are made small
+/// so that kills also land during checkpoints.
+async fn crash_cycles(fsync: &str, cycles: u32) {
+    let seed: u64 = std::env::var("TROVE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("crash test seed {seed} (TROVE_CRASH_SEED), fsync {fsync}");
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--fsync", fsync, "--checkpoint-bytes", "20000"];
+
+    let model: Model = Arc::default();
+    {
+        let mut model = model.lock().unwrap();
+        let absent = Slot {
+            acked: State::Absent,
+            pending: None,
+        };
+        for k in 0..WRITERS {
+            for i in 0..IDS_PER_WRITER {
+                model.insert(format!("w{k}-{i}"), absent.clone());
+            }
+        }
+        for i in 0..IDS_PER_WRITER {
+            model.insert(format!("imp-{i}"), absent.clone());
+        }
+        for i in 0..4 {
+            model.insert(format!("collection/tmp{i}"), absent.clone());
+        }
+    }
+    let serial = Arc::new(Mutex::new(0u64));
+
+    let mut process = Process::start(&data, &args).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    for cycle in 0..cycles {
+        let mut tasks = Vec::new();
+        for k in 0..WRITERS {
+            tasks.push(tokio::spawn(doc_writer(
+                clients.clone(),
+                k,
+                rng.next(),
+                model.clone(),
+                serial.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(import_writer(
+            clients.clone(),
+            rng.next(),
+            model.clone(),
+            serial.clone(),
+        )));
+        tasks.push(tokio::spawn(collection_writer(
+            clients.clone(),
+            rng.next(),
+            model.clone(),
+        )));
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(1500))).await;
+        process.kill9();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        process = Process::start(&data, &args).await;
+        clients = process.wait_serving().await;
+        verify(&mut clients, &model, cycle).await;
+    }
+    let log = process.log_text();
+    assert!(process.terminate().success(), "{log}");
+    let writes = *serial.lock().unwrap();
+    println!("{cycles} cycles, {writes} document writes");
+    assert!(
+        writes > u64::from(cycles) * 10,
+        "the writers barely wrote: {writes}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_write() {
+    let cycles = std::env::var("TROVE_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    crash_cycles("always", cycles).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_interval_fsync_loses_no_acknowledged_write() {
+    // A process crash leaves written pages to the kernel: with `interval`, only
+    // a power loss can lose the last interval.
+    crash_cycles("interval=50ms", 5).await;
+}
+
+/// Creates `docs` and documents `d0` … `d<n-1>`.
+async fn write_docs(clients: &mut Clients, from: usize, to: usize) {
+    for i in from..to {
+        clients
+            .documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: DOCS.into(),
+                document: Some(doc(
+                    &format!("d{i}"),
+                    json!({ "title": format!("number {i}") }),
+                )),
+                async_visibility: false,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn present_ids(clients: &mut Clients) -> Vec<String> {
+    let mut ids: Vec<String> = clients
+        .documents
+        .list_documents(pb::ListDocumentsRequest {
+            collection: DOCS.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .documents
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    ids.sort_by_key(|id| id[1..].parse::<usize>().unwrap_or(usize::MAX));
+    ids
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("d{i}")).collect()
+}
+
+fn only_segment(data: &std::path::Path) -> std::path::PathBuf {
+    let segments: Vec<_> = std::fs::read_dir(data.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    segments.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_log_tail_is_cut_and_damage_in_the_middle_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    write_docs(&mut clients, 0, 10).await;
+    process.kill9();
+    let segment = only_segment(&data);
+
+    // A crash in the middle of the last append: cut back to d8.
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    assert_eq!(present_ids(&mut clients).await, ids(0..9));
+    let log = process.log_text();
+    assert!(
+        log.contains("torn") && log.contains(&*segment.to_string_lossy()),
+        "{log}"
+    );
+    // Appends after the cut are good records.
+    write_docs(&mut clients, 9, 12).await;
+    process.kill9();
+
+    // Garbage after the last record (an append that never completed).
+    let mut garbage = Rng::new(7);
+    let tail: Vec<u8> = (0..300).map(|_| garbage.next() as u8).collect();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let good_len = bytes.len();
+    bytes.extend_from_slice(&tail);
+    std::fs::write(&segment, &bytes).unwrap();
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    assert_eq!(present_ids(&mut clients).await, ids(0..12));
+    process.kill9();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), good_len as u64);
+
+    // A flipped byte in the middle, with good records after it: refuse to start,
+    // naming the file and the offset.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    let mut process = Process::spawn(&data, &[]);
+    let status = process.wait_exit();
+    let log = process.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&*segment.to_string_lossy()) && log.contains("damaged at offset"),
+        "{log}"
+    );
+    // Nothing was cut: the damaged file is left for inspection.
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_loses_nothing_and_leaves_no_log_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    write_docs(&mut clients, 0, 20).await;
+    // Asynchronous writes are durable when acknowledged too.
+    for i in 20..30 {
+        clients
+            .documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: DOCS.into(),
+                document: Some(doc(&format!("d{i}"), json!({ "title": "later" }))),
+                async_visibility: true,
+            })
+            .await
+            .unwrap();
+    }
+    clients
+        .documents
+        .delete_document(pb::DeleteDocumentRequest {
+            collection: DOCS.into(),
+            id: "d0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(process.terminate().success());
+    assert!(process.log_text().contains("checkpoint written"));
+
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    assert_eq!(present_ids(&mut clients).await, ids(1..30));
+    let log = process.log_text();
+    assert!(log.contains("replayed=0"), "{log}");
+    let found = clients
+        .search
+        .search(pb::SearchRequest {
+            collection: DOCS.into(),
+            query: "later".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.total_size, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_format_or_a_foreign_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("FORMAT"), "trove data directory format 99\n").unwrap();
+    let mut process = Process::spawn(&data, &[]);
+    assert!(!process.wait_exit().success());
+    let log = process.log_text();
+    assert!(
+        log.contains("format 99") && log.contains("format 1"),
+        "{log}"
+    );
+
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    let mut process = Process::spawn(&foreign, &[]);
+    assert!(!process.wait_exit().success());
+    let log = process.log_text();
+    assert!(log.contains("not a trove data directory"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_not_serving_until_recovery_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    write_docs(&mut clients, 0, 3).await;
+    assert!(process.terminate().success());
+
+    // Recovery reads the checkpoint's manifest first: make it a FIFO, so that
+    // recovery waits until the test writes the real manifest into it.
+    let checkpoint = std::fs::read_dir(data.join("checkpoints"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest = checkpoint.join("MANIFEST");
+    let bytes = std::fs::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    let path = std::ffi::CString::new(manifest.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+
+    let mut process = Process::spawn(&data, &[]);
+    let mut clients = process.connect().await;
+    assert_eq!(process.health().await, ServingStatus::NotServing as i32);
+    let refused = clients
+        .search
+        .search(pb::SearchRequest {
+            collection: DOCS.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let refused = clients
+        .collections
+        .list_collections(pb::ListCollectionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+
+    let writer = std::thread::spawn(move || std::fs::write(&manifest, bytes).unwrap());
+    let mut clients = process.wait_serving().await;
+    writer.join().unwrap();
+    assert_eq!(present_ids(&mut clients).await, ids(0..3));
+}
+
+/// A size-limited tmpfs mounted for one test, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// `None` when not root (mounting needs it); CI runs as root.
+    fn mount(size: &str) -> Option<SmallFs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("not root: skipping the disk-full test");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs failed");
+        Some(SmallFs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A body that compresses poorly, so that each write takes real space.
+fn noise(rng: &mut Rng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..len)
+        .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
+    let Some(fs) = SmallFs::mount("3m") else {
+        return;
+    };
+    let filler = fs.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
+    let data = fs.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+
+    let mut rng = Rng::new(11);
+    let mut acked = Vec::new();
+    let put = |clients: &mut Clients, id: String, body: String| {
+        let mut documents = clients.documents.clone();
+        async move {
+            documents
+                .create_document(pb::CreateDocumentRequest {
+                    collection: DOCS.into(),
+                    document: Some(doc(&id, json!({ "title": id, "body": body }))),
+                    async_visibility: false,
+                })
+                .await
+        }
+    };
+    let refused = loop {
+        let id = format!("d{}", acked.len());
+        match put(&mut clients, id.clone(), noise(&mut rng, 40_000)).await {
+            Ok(_) => acked.push(id),
+            Err(status) => break status,
+        }
+        assert!(acked.len() < 200, "the disk never filled");
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(acked.len() > 5, "only {} writes fit", acked.len());
+
+    // Reads go on; the refused write left nothing behind; writes stay refused
+    // (not failed for good) while the disk is full.
+    assert_eq!(present_ids(&mut clients).await, acked);
+    let found = clients
+        .search
+        .search(pb::SearchRequest {
+            collection: DOCS.into(),
+            query: "title:d1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.total_size, 1);
+    let again = put(&mut clients, "big".into(), noise(&mut rng, 40_000))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::ResourceExhausted);
+
+    // Space comes back: writes resume.
+    std::fs::remove_file(&filler).unwrap();
+    put(&mut clients, "after".into(), noise(&mut rng, 1000))
+        .await
+        .unwrap();
+    acked.push("after".into());
+    process.kill9();
+
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    let mut present = present_ids(&mut clients).await;
+    present.sort();
+    acked.sort();
+    assert_eq!(present, acked);
+}
