@@ -102,7 +102,7 @@ pub struct Config {
 }
 
 /// The default log growth between checkpoints.
-pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
 
 /// Parses `always` or `interval=DURATION` (`100ms`, `1s`).
 pub fn parse_fsync(text: &str) -> Result<Fsync, String> {

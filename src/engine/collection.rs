@@ -31,8 +31,13 @@ use super::timestamp::now_micros;
 /// The documents of a collection by id: a persistent map, so a snapshot is an O(1) clone.
 pub(crate) type DocMap = OrdMap<DocId, Arc<StoredDoc>>;
 
-/// Memory budget of a collection's tantivy `IndexWriter` (tantivy's minimum is 15 MB).
-const WRITER_MEMORY_BYTES: usize = 32 << 20;
+/// Memory budget of each indexing thread of a collection's `IndexWriter`
+/// (tantivy's minimum is 15 MB).
+const WRITER_MEMORY_BYTES_PER_THREAD: usize = 24 << 20;
+/// The most indexing threads a collection's writer uses. Indexing (tokenising,
+/// stemming, building postings) is what limits imports and log replay: one
+/// thread per core, up to this.
+const MAX_WRITER_THREADS: usize = 4;
 
 /// How an update treats the fields it is given.
 #[derive(Clone, Debug, PartialEq)]
@@ -194,7 +199,11 @@ impl Collection {
         docs: DocMap,
     ) -> Result<Arc<Self>> {
         analysis::register(&index);
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WRITER_THREADS);
+        let writer =
+            index.writer_with_num_threads(threads, threads * WRITER_MEMORY_BYTES_PER_THREAD)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

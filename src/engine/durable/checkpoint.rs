@@ -57,8 +57,15 @@ pub struct Loaded {
 }
 
 /// Writes `collections` to `target`, which must not exist: first into a
-/// temporary sibling, fsynced file by file, then renamed into place.
-pub fn write(target: &Path, seq: u64, collections: &[Captured]) -> Result<()> {
+/// temporary sibling, fsynced file by file, then renamed into place. Segment
+/// files are immutable and uniquely named, so those already in `previous` (the
+/// last checkpoint) are hard-linked rather than written again.
+pub fn write(
+    target: &Path,
+    previous: Option<&Path>,
+    seq: u64,
+    collections: &[Captured],
+) -> Result<()> {
     let tmp = target.with_extension("tmp");
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| io("removing", &tmp, &e))?;
@@ -69,8 +76,18 @@ pub fn write(target: &Path, seq: u64, collections: &[Captured]) -> Result<()> {
         let index_dir = dir.join("index");
         fs::create_dir_all(&index_dir).map_err(|e| io("creating", &index_dir, &e))?;
         write_docs(&dir.join("docs"), &captured.docs)?;
+        let previous_index =
+            previous.map(|p| p.join(format!("c{}", captured.record.uid)).join("index"));
         for (name, bytes) in &captured.index_files {
-            write_file(&index_dir.join(name), bytes.as_slice())?;
+            let path = index_dir.join(name);
+            let reusable = previous_index.as_ref().map(|p| p.join(name)).filter(|old| {
+                is_segment_file(name)
+                    && fs::metadata(old).is_ok_and(|m| m.len() == bytes.len() as u64)
+            });
+            match reusable {
+                Some(old) if fs::hard_link(&old, &path).is_ok() => {}
+                _ => write_file(&path, bytes.as_slice())?,
+            }
         }
         sync_dir(&index_dir)?;
         sync_dir(&dir)?;
@@ -128,6 +145,12 @@ pub fn read(dir: &Path) -> Result<(Manifest, Vec<Loaded>)> {
         });
     }
     Ok((manifest, loaded))
+}
+
+/// Whether `name` is an immutable segment file (not `meta.json` or
+/// `.managed.json`, which change with every commit).
+fn is_segment_file(name: &Path) -> bool {
+    !matches!(name.to_str(), Some("meta.json" | ".managed.json"))
 }
 
 fn write_docs(path: &Path, docs: &DocMap) -> Result<()> {

@@ -202,7 +202,13 @@ impl Engine {
             .map(|c| c.capture())
             .collect::<Result<Vec<_>>>()?;
         let dir = durable.dir.path.join("checkpoints");
-        checkpoint::write(&dir.join(format!("{seq:020}")), seq, &captured)?;
+        let previous = latest_checkpoint(&dir)?;
+        checkpoint::write(
+            &dir.join(format!("{seq:020}")),
+            previous.as_deref(),
+            seq,
+            &captured,
+        )?;
         for old in list_checkpoints(&dir)? {
             if old.0 < seq {
                 fs::remove_dir_all(&old.1).map_err(|e| io("removing", &old.1, &e))?;
