@@ -25,6 +25,7 @@ use super::document::{self, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
 use super::names::{CollectionName, DocId};
+use super::requests::{Outcome, RequestTag, Requests};
 use super::schema::CollectionSchema;
 use super::timestamp::now_micros;
 
@@ -98,6 +99,8 @@ pub struct Collection {
     uid: u64,
     /// The log, in the durable mode: every write is appended before it is applied.
     journal: OnceLock<Arc<Journal>>,
+    /// The engine's remembered request ids.
+    requests: Arc<Requests>,
     schema: CollectionSchema,
     create_time: i64,
     index: Index,
@@ -131,46 +134,33 @@ struct WriteState {
 
 impl Collection {
     /// A new, empty collection.
-    pub fn new(name: CollectionName, schema: CollectionSchema) -> Result<Arc<Self>> {
+    pub fn new(
+        name: CollectionName,
+        schema: CollectionSchema,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
         let uid = uuid::Uuid::new_v4().as_u64_pair().0;
-        let directory = RamDirectory::create();
-        let index = Index::create(
-            directory.clone(),
-            schema.tantivy().clone(),
-            Default::default(),
-        )?;
-        Collection::build(
-            name,
-            schema,
-            uid,
-            now_micros(),
-            (index, directory),
-            DocMap::new(),
-        )
+        let index = empty_index(&schema)?;
+        let docs = DocMap::new();
+        Collection::build(name, schema, uid, now_micros(), index, docs, requests)
     }
 
     /// An empty collection as a log record defines it.
-    pub(crate) fn from_record(record: CollectionRecord) -> Result<Arc<Self>> {
+    pub(crate) fn from_record(
+        record: CollectionRecord,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
         let (name, schema) = definition(&record)?;
-        let directory = RamDirectory::create();
-        let index = Index::create(
-            directory.clone(),
-            schema.tantivy().clone(),
-            Default::default(),
-        )?;
-        let index = (index, directory);
-        Collection::build(
-            name,
-            schema,
-            record.uid,
-            record.create_time,
-            index,
-            DocMap::new(),
-        )
+        let index = empty_index(&schema)?;
+        let (uid, time, docs) = (record.uid, record.create_time, DocMap::new());
+        Collection::build(name, schema, uid, time, index, docs, requests)
     }
 
     /// A collection read back from a checkpoint or snapshot.
-    pub(crate) fn restore(loaded: super::durable::Loaded) -> Result<Arc<Self>> {
+    pub(crate) fn restore(
+        loaded: super::durable::Loaded,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
         let (name, schema) = definition(&loaded.record)?;
         let index = Index::open(loaded.index.clone())?;
         if index.schema() != *schema.tantivy() {
@@ -178,16 +168,9 @@ impl Collection {
                 "the index of collection {name} does not match its definition"
             )));
         }
-        let record = loaded.record;
+        let (uid, time) = (loaded.record.uid, loaded.record.create_time);
         let index = (index, loaded.index);
-        Collection::build(
-            name,
-            schema,
-            record.uid,
-            record.create_time,
-            index,
-            loaded.docs,
-        )
+        Collection::build(name, schema, uid, time, index, loaded.docs, requests)
     }
 
     fn build(
@@ -197,6 +180,7 @@ impl Collection {
         create_time: i64,
         (index, directory): (Index, RamDirectory),
         docs: DocMap,
+        requests: Arc<Requests>,
     ) -> Result<Arc<Self>> {
         analysis::register(&index);
         let threads = std::thread::available_parallelism()
@@ -214,6 +198,7 @@ impl Collection {
             name,
             uid,
             journal: OnceLock::new(),
+            requests,
             schema,
             create_time,
             index,
@@ -315,16 +300,25 @@ impl Collection {
 
     /// Creates a document; `None` generates an id. Returns once visible to search
     /// unless `wait` is false.
+    ///
+    /// A non-empty `request_id` makes a retry return the first outcome (see
+    /// [`super::requests`]); so for update and delete.
     pub async fn create(
         self: &Arc<Self>,
         id: Option<DocId>,
         fields: Fields,
         wait: bool,
+        request_id: &str,
     ) -> Result<Document> {
+        let target = id.as_ref().map_or("", |id| id.as_str());
+        let tag = RequestTag::new(request_id, format!("CreateDocument {}/{target}", self.name))?;
         let this = self.clone();
         let (doc, seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
-            let doc = this.apply_create(&mut state, id, fields)?;
+            if let Some(outcome) = this.remembered(&tag)? {
+                return Ok((outcome_document(outcome)?, state.seq, state.log_seq));
+            }
+            let doc = this.apply_create(&mut state, id, fields, tag)?;
             Ok((doc, state.seq, state.log_seq))
         })
         .await?;
@@ -333,11 +327,21 @@ impl Collection {
     }
 
     /// Replaces or patches a document (see [`Update`]).
-    pub async fn update(self: &Arc<Self>, update: Update, wait: bool) -> Result<Document> {
+    pub async fn update(
+        self: &Arc<Self>,
+        update: Update,
+        wait: bool,
+        request_id: &str,
+    ) -> Result<Document> {
+        let fingerprint = format!("UpdateDocument {}/{}", self.name, update.id);
+        let tag = RequestTag::new(request_id, fingerprint)?;
         let this = self.clone();
         let (doc, seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
-            let doc = this.apply_update(&mut state, update)?;
+            if let Some(outcome) = this.remembered(&tag)? {
+                return Ok((outcome_document(outcome)?, state.seq, state.log_seq));
+            }
+            let doc = this.apply_update(&mut state, update, tag)?;
             Ok((doc, state.seq, state.log_seq))
         })
         .await?;
@@ -351,11 +355,15 @@ impl Collection {
         id: DocId,
         expected_version: u64,
         wait: bool,
+        request_id: &str,
     ) -> Result<()> {
+        let tag = RequestTag::new(request_id, format!("DeleteDocument {}/{id}", self.name))?;
         let this = self.clone();
         let (seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
-            this.apply_delete(&mut state, &id, expected_version)?;
+            if this.remembered(&tag)?.is_none() {
+                this.apply_delete(&mut state, &id, expected_version, tag)?;
+            }
             Ok((state.seq, state.log_seq))
         })
         .await?;
@@ -376,7 +384,7 @@ impl Collection {
             let results = items
                 .into_iter()
                 .map(|(id, fields)| match id {
-                    None => this.apply_create(&mut state, None, fields),
+                    None => this.apply_create(&mut state, None, fields, None),
                     Some(id) => this.apply_update(
                         &mut state,
                         Update {
@@ -386,6 +394,7 @@ impl Collection {
                             allow_missing: true,
                             expected_version: 0,
                         },
+                        None,
                     ),
                 })
                 .collect();
@@ -436,11 +445,20 @@ impl Collection {
         Ok(())
     }
 
+    /// The first outcome of a retried write, if `tag` names one.
+    fn remembered(&self, tag: &Option<RequestTag>) -> Result<Option<Outcome>> {
+        match tag {
+            Some(tag) => self.requests.get(tag),
+            None => Ok(None),
+        }
+    }
+
     fn apply_create(
         &self,
         state: &mut WriteState,
         id: Option<DocId>,
         mut fields: Fields,
+        request: Option<RequestTag>,
     ) -> Result<Document> {
         let id = match id {
             Some(id) => {
@@ -460,9 +478,11 @@ impl Collection {
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
+            request: request.clone(),
         })?;
         state.writer.add_document(tantivy_doc)?;
-        self.put(state, &id, stored, None);
+        let stored = self.put(state, &id, stored, None);
+        self.remember(request, &id, stored);
         Ok(Document {
             id,
             fields,
@@ -472,7 +492,12 @@ impl Collection {
         })
     }
 
-    fn apply_update(&self, state: &mut WriteState, update: Update) -> Result<Document> {
+    fn apply_update(
+        &self,
+        state: &mut WriteState,
+        update: Update,
+        request: Option<RequestTag>,
+    ) -> Result<Document> {
         let Update {
             id,
             fields,
@@ -536,12 +561,14 @@ impl Collection {
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
+            request: request.clone(),
         })?;
         if current.is_some() {
             state.writer.delete_term(self.id_term(&id));
         }
         state.writer.add_document(tantivy_doc)?;
-        self.put(state, &id, stored, current.as_deref());
+        let stored = self.put(state, &id, stored, current.as_deref());
+        self.remember(request, &id, stored);
         Ok(Document {
             id,
             fields: new_fields,
@@ -556,6 +583,7 @@ impl Collection {
         state: &mut WriteState,
         id: &DocId,
         expected_version: u64,
+        request: Option<RequestTag>,
     ) -> Result<()> {
         let current = self.docs.read().get(id).cloned();
         let Some(current) = current else {
@@ -571,16 +599,30 @@ impl Collection {
         self.log(state, || Op::Delete {
             uid: self.uid,
             id: id.to_string(),
+            request: request.clone(),
         })?;
         state.writer.delete_term(self.id_term(id));
         self.docs.write().remove(id);
         state.doc_bytes -= current.memory_bytes();
         state.seq += 1;
+        if let Some(tag) = request {
+            self.requests.insert(tag, Outcome::Deleted);
+        }
         Ok(())
     }
 
+    fn remember(&self, request: Option<RequestTag>, id: &DocId, stored: Arc<StoredDoc>) {
+        if let Some(tag) = request {
+            let outcome = Outcome::Written {
+                id: id.clone(),
+                stored,
+            };
+            self.requests.insert(tag, outcome);
+        }
+    }
+
     /// Sets a document as a log record has it (recovery: no checks, no log).
-    pub(crate) fn replay_put(&self, doc: DocRecord) -> Result<()> {
+    pub(crate) fn replay_put(&self, doc: DocRecord, request: Option<RequestTag>) -> Result<()> {
         let (id, stored) = doc.into_stored()?;
         let mut fields = stored.fields()?;
         let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
@@ -588,12 +630,13 @@ impl Collection {
         let current = self.docs.read().get(&id).cloned();
         state.writer.delete_term(self.id_term(&id));
         state.writer.add_document(tantivy_doc)?;
-        self.put(&mut state, &id, stored, current.as_deref());
+        let stored = self.put(&mut state, &id, stored, current.as_deref());
+        self.remember(request, &id, stored);
         Ok(())
     }
 
     /// Removes a document as a log record says (recovery).
-    pub(crate) fn replay_delete(&self, id: &str) -> Result<()> {
+    pub(crate) fn replay_delete(&self, id: &str, request: Option<RequestTag>) -> Result<()> {
         let id = DocId::parse(id, "id")?;
         let mut state = self.write.lock();
         state.writer.delete_term(self.id_term(&id));
@@ -601,6 +644,9 @@ impl Collection {
             state.doc_bytes -= current.memory_bytes();
         }
         state.seq += 1;
+        if let Some(tag) = request {
+            self.requests.insert(tag, Outcome::Deleted);
+        }
         Ok(())
     }
 
@@ -668,13 +714,21 @@ impl Collection {
         ))
     }
 
-    fn put(&self, state: &mut WriteState, id: &DocId, stored: StoredDoc, old: Option<&StoredDoc>) {
+    fn put(
+        &self,
+        state: &mut WriteState,
+        id: &DocId,
+        stored: StoredDoc,
+        old: Option<&StoredDoc>,
+    ) -> Arc<StoredDoc> {
         state.doc_bytes += stored.memory_bytes();
         if let Some(old) = old {
             state.doc_bytes -= old.memory_bytes();
         }
-        self.docs.write().insert(id.clone(), Arc::new(stored));
+        let stored = Arc::new(stored);
+        self.docs.write().insert(id.clone(), stored.clone());
         state.seq += 1;
+        stored
     }
 
     fn id_term(&self, id: &DocId) -> Term {
@@ -743,6 +797,27 @@ impl Collection {
         let view = View::new(self.reader.searcher(), self.docs.read().clone());
         *self.view.write() = Arc::new(view);
         Ok(seq)
+    }
+}
+
+/// An empty in-memory index for `schema`, with its directory.
+fn empty_index(schema: &CollectionSchema) -> Result<(Index, RamDirectory)> {
+    let directory = RamDirectory::create();
+    let index = Index::create(
+        directory.clone(),
+        schema.tantivy().clone(),
+        Default::default(),
+    )?;
+    Ok((index, directory))
+}
+
+/// The document a remembered write returned.
+fn outcome_document(outcome: Outcome) -> Result<Document> {
+    match outcome {
+        Outcome::Written { id, stored } => stored.to_document(&id),
+        Outcome::Deleted => Err(EngineError::Internal(
+            "a remembered delete answered a write".into(),
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ mod order;
 mod page_token;
 mod pins;
 mod query;
+mod requests;
 #[cfg(test)]
 mod robustness;
 mod schema;
@@ -51,6 +52,8 @@ pub struct Engine {
     pins: Arc<Pins>,
     /// `None` in the in-memory mode.
     durable: Option<durable::Durable>,
+    /// Outcomes of writes that carried a request id.
+    requests: Arc<requests::Requests>,
     /// False until [`Engine::recover`] has loaded the data directory: requests
     /// are refused meanwhile.
     ready: AtomicBool,
@@ -71,6 +74,7 @@ impl Engine {
             tokens: Arc::default(),
             pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
             durable: None,
+            requests: Arc::default(),
             ready: AtomicBool::new(true),
         }
     }
@@ -121,7 +125,7 @@ impl Engine {
             if collections.contains_key(&name) {
                 return Err(EngineError::CollectionExists(name.to_string()));
             }
-            let collection = Collection::new(name.clone(), schema)?;
+            let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
             let seq = match self.journal() {
                 Some(journal) => {
                     let seq = journal.append(durable::Op::CreateCollection(collection.record()))?;

@@ -110,7 +110,12 @@ fn collection() -> Arc<Collection> {
     .unwrap()
     .with_synonyms(&["rust, b a".into()])
     .unwrap();
-    Collection::new(CollectionName::parse("fuzz", "name").unwrap(), schema).unwrap()
+    Collection::new(
+        CollectionName::parse("fuzz", "name").unwrap(),
+        schema,
+        Default::default(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -124,6 +129,7 @@ async fn random_text_never_panics() {
                 Some(DocId::parse(&format!("d{i}"), "id").unwrap()),
                 fields.as_object().unwrap().clone(),
                 true,
+                "",
             )
             .await
             .unwrap();

@@ -38,11 +38,14 @@ impl DocumentService for DocumentHandler {
             collection,
             document,
             async_visibility,
+            request_id,
         } = request.into_inner();
         let collection = self.collection(&collection)?;
         let (id, fields) = api::document_parts(document, "document")?;
         let id = optional_id(&id, "document.id")?;
-        let doc = collection.create(id, fields, !async_visibility).await?;
+        let doc = collection
+            .create(id, fields, !async_visibility, &request_id)
+            .await?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
@@ -68,6 +71,7 @@ impl DocumentService for DocumentHandler {
             allow_missing,
             expected_version,
             async_visibility,
+            request_id,
         } = request.into_inner();
         let collection = self.collection(&collection)?;
         let (id, fields) = api::document_parts(document, "document")?;
@@ -91,7 +95,9 @@ impl DocumentService for DocumentHandler {
             allow_missing,
             expected_version,
         };
-        let doc = collection.update(update, !async_visibility).await?;
+        let doc = collection
+            .update(update, !async_visibility, &request_id)
+            .await?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
@@ -104,10 +110,12 @@ impl DocumentService for DocumentHandler {
             id,
             expected_version,
             async_visibility,
+            request_id,
         } = request.into_inner();
         let collection = self.collection(&collection)?;
+        let id = doc_id(&id, "id")?;
         collection
-            .delete(doc_id(&id, "id")?, expected_version, !async_visibility)
+            .delete(id, expected_version, !async_visibility, &request_id)
             .await?;
         Ok(Response::new(()))
     }

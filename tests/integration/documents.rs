@@ -134,6 +134,7 @@ async fn create_get_update_delete() {
         id: "d1".into(),
         expected_version: version,
         async_visibility: false,
+        request_id: String::new(),
     };
     assert_eq!(
         s.documents
@@ -182,6 +183,7 @@ async fn writes_are_visible_to_search_when_they_return() {
                     collection: "c".into(),
                     document: Some(doc(&id, json!({"title": format!("marker{i}")}))),
                     async_visibility: false,
+                    request_id: String::new(),
                 })
                 .await
                 .unwrap();
@@ -205,6 +207,7 @@ async fn writes_are_visible_to_search_when_they_return() {
             collection: "c".into(),
             document: Some(doc("async", json!({"title": "lazy"}))),
             async_visibility: true,
+            request_id: String::new(),
         })
         .await
         .unwrap();
@@ -372,6 +375,7 @@ async fn bad_documents_and_requests() {
         collection: "c".into(),
         document: Some(doc(id, fields)),
         async_visibility: false,
+        request_id: String::new(),
     };
     let err = s
         .documents
@@ -401,6 +405,7 @@ async fn bad_documents_and_requests() {
                 collection: "c".into(),
                 document: None,
                 async_visibility: false,
+                request_id: String::new(),
             },
             "document",
         ),
@@ -409,6 +414,7 @@ async fn bad_documents_and_requests() {
                 collection: "Bad Name".into(),
                 document: Some(doc("x", json!({}))),
                 async_visibility: false,
+                request_id: String::new(),
             },
             "collection",
         ),
@@ -506,5 +512,97 @@ async fn bad_documents_and_requests() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    s.stop().await;
+}
+
+/// AIP-155: a retried write with the same request_id returns the first outcome.
+#[tokio::test]
+async fn request_ids_make_retries_safe() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let create = pb::CreateDocumentRequest {
+        collection: "c".into(),
+        document: Some(doc("", json!({"title": "generated id"}))),
+        async_visibility: false,
+        request_id: "create-1".into(),
+    };
+    let first = s
+        .documents
+        .create_document(create.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = s
+        .documents
+        .create_document(create)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.id, first.id, "the retry names the first document");
+    assert_eq!(retry.version, 1);
+
+    let update = pb::UpdateDocumentRequest {
+        collection: "c".into(),
+        document: Some(doc(&first.id, json!({"title": "changed"}))),
+        request_id: "update-1".into(),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        let updated = s
+            .documents
+            .update_document(update.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(updated.version, 2, "applied once");
+    }
+
+    // The same id for another write is a client bug.
+    let reused = s
+        .documents
+        .delete_document(pb::DeleteDocumentRequest {
+            collection: "c".into(),
+            id: first.id.clone(),
+            request_id: "update-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_field(&reused), "request_id");
+
+    let delete = pb::DeleteDocumentRequest {
+        collection: "c".into(),
+        id: first.id.clone(),
+        request_id: "delete-1".into(),
+        ..Default::default()
+    };
+    s.documents.delete_document(delete.clone()).await.unwrap();
+    // Without the id a second delete is NOT_FOUND; with it, the first outcome.
+    s.documents.delete_document(delete).await.unwrap();
+
+    let listed = s
+        .documents
+        .list_documents(pb::ListDocumentsRequest {
+            collection: "c".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.documents.is_empty(), "{listed:?}");
+
+    let too_long = s
+        .documents
+        .delete_document(pb::DeleteDocumentRequest {
+            collection: "c".into(),
+            id: "x".into(),
+            request_id: "r".repeat(257),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_field(&too_long), "request_id");
     s.stop().await;
 }

@@ -441,6 +441,7 @@ async fn write_docs(clients: &mut Clients, from: usize, to: usize) {
                     json!({ "title": format!("number {i}") }),
                 )),
                 async_visibility: false,
+                request_id: String::new(),
             })
             .await
             .unwrap();
@@ -557,6 +558,7 @@ async fn sigterm_loses_nothing_and_leaves_no_log_to_replay() {
                 collection: DOCS.into(),
                 document: Some(doc(&format!("d{i}"), json!({ "title": "later" }))),
                 async_visibility: true,
+                request_id: String::new(),
             })
             .await
             .unwrap();
@@ -731,6 +733,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
                     collection: DOCS.into(),
                     document: Some(doc(&id, json!({ "title": id, "body": body }))),
                     async_visibility: false,
+                    request_id: String::new(),
                 })
                 .await
         }
@@ -779,4 +782,61 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     present.sort();
     acked.sort();
     assert_eq!(present, acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_remembered_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    let create = |request_id: &str| pb::CreateDocumentRequest {
+        collection: DOCS.into(),
+        document: Some(doc("", json!({ "title": "once" }))),
+        async_visibility: false,
+        request_id: request_id.into(),
+    };
+    let first = clients
+        .documents
+        .create_document(create("from-the-log"))
+        .await
+        .unwrap()
+        .into_inner();
+    process.kill9();
+
+    // Replayed from the log.
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    let retry = clients
+        .documents
+        .create_document(create("from-the-log"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.id, first.id);
+    let second = clients
+        .documents
+        .create_document(create("from-a-checkpoint"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(process.terminate().success());
+
+    // Read from the checkpoint written at shutdown.
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    for (request_id, id) in [
+        ("from-the-log", &first.id),
+        ("from-a-checkpoint", &second.id),
+    ] {
+        let retry = clients
+            .documents
+            .create_document(create(request_id))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&retry.id, id, "{request_id}");
+    }
+    assert_eq!(present_ids(&mut clients).await.len(), 2);
 }

@@ -152,6 +152,7 @@ impl Server {
                 collection: collection.into(),
                 document: Some(doc(id, fields)),
                 async_visibility: false,
+                request_id: String::new(),
             })
             .await
             .unwrap()

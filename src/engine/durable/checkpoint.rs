@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
 
 use super::frame::{self, Next};
-use super::record::{self, CollectionRecord, DocRecord};
+use super::record::{self, CollectionRecord, DocRecord, RequestRecord};
 use super::sync_dir;
 use crate::engine::collection::DocMap;
 use crate::engine::document::StoredDoc;
@@ -38,6 +38,8 @@ pub struct Manifest {
     /// taken without a log).
     pub seq: u64,
     pub collections: Vec<CollectionRecord>,
+    /// Remembered request ids (empty in a snapshot).
+    pub requests: Vec<RequestRecord>,
 }
 
 /// One collection as captured under its write lock: documents and index files of
@@ -65,6 +67,7 @@ pub fn write(
     previous: Option<&Path>,
     seq: u64,
     collections: &[Captured],
+    requests: Vec<RequestRecord>,
 ) -> Result<()> {
     let tmp = target.with_extension("tmp");
     if tmp.exists() {
@@ -96,6 +99,7 @@ pub fn write(
         format: FORMAT,
         seq,
         collections: collections.iter().map(|c| c.record.clone()).collect(),
+        requests,
     };
     let mut frame = Vec::new();
     record::encode(&manifest, &mut frame)?;

@@ -34,7 +34,10 @@ use super::names::CollectionName;
 pub(crate) use checkpoint::{Captured, Loaded};
 pub use journal::Fsync;
 pub(crate) use journal::Journal;
+use record::RequestRecord;
 pub(crate) use record::{CollectionRecord, DocRecord, Op};
+
+use super::requests::Outcome;
 
 /// The first line of `DATA/FORMAT`.
 const FORMAT_LINE: &str = "trove data directory format 1";
@@ -97,9 +100,22 @@ impl Engine {
         if let Some(latest) = latest_checkpoint(&checkpoints)? {
             let (manifest, loaded) = checkpoint::read(&latest)?;
             seq = manifest.seq;
+            for RequestRecord { tag, written } in manifest.requests {
+                let outcome = match written {
+                    Some(doc) => {
+                        let (id, stored) = doc.into_stored()?;
+                        Outcome::Written {
+                            id,
+                            stored: Arc::new(stored),
+                        }
+                    }
+                    None => Outcome::Deleted,
+                };
+                self.requests.insert(tag, outcome);
+            }
             let mut collections = self.collections.write();
             for loaded in loaded {
-                let collection = Collection::restore(loaded)?;
+                let collection = Collection::restore(loaded, self.requests.clone())?;
                 collections.insert(collection.name().clone(), collection);
             }
         }
@@ -141,7 +157,7 @@ impl Engine {
                 {
                     return Ok(());
                 }
-                let collection = Collection::from_record(record)?;
+                let collection = Collection::from_record(record, self.requests.clone())?;
                 collections.insert(name, collection);
             }
             Op::DeleteCollection { name, uid } => {
@@ -151,14 +167,14 @@ impl Engine {
                     collections.remove(&name);
                 }
             }
-            Op::Put { uid, doc } => {
+            Op::Put { uid, doc, request } => {
                 if let Some(collection) = by_uid(uid) {
-                    collection.replay_put(doc)?;
+                    collection.replay_put(doc, request)?;
                 }
             }
-            Op::Delete { uid, id } => {
+            Op::Delete { uid, id, request } => {
                 if let Some(collection) = by_uid(uid) {
-                    collection.replay_delete(&id)?;
+                    collection.replay_delete(&id, request)?;
                 }
             }
         }
@@ -203,11 +219,24 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         let dir = durable.dir.path.join("checkpoints");
         let previous = latest_checkpoint(&dir)?;
+        let requests = self
+            .requests
+            .entries()
+            .into_iter()
+            .map(|(tag, outcome)| RequestRecord {
+                tag,
+                written: match outcome {
+                    Outcome::Written { id, stored } => Some(DocRecord::of(&id, &stored)),
+                    Outcome::Deleted => None,
+                },
+            })
+            .collect();
         checkpoint::write(
             &dir.join(format!("{seq:020}")),
             previous.as_deref(),
             seq,
             &captured,
+            requests,
         )?;
         for old in list_checkpoints(&dir)? {
             if old.0 < seq {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::requests::RequestTag;
 use crate::engine::schema::FieldSpec;
 
 /// One logged write, numbered in log order.
@@ -19,9 +20,20 @@ pub struct Record {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Op {
     CreateCollection(CollectionRecord),
-    DeleteCollection { name: String, uid: u64 },
-    Put { uid: u64, doc: DocRecord },
-    Delete { uid: u64, id: String },
+    DeleteCollection {
+        name: String,
+        uid: u64,
+    },
+    Put {
+        uid: u64,
+        doc: DocRecord,
+        request: Option<RequestTag>,
+    },
+    Delete {
+        uid: u64,
+        id: String,
+        request: Option<RequestTag>,
+    },
 }
 
 /// A collection's definition.
@@ -43,6 +55,14 @@ pub struct DocRecord {
     pub update_time: i64,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+}
+
+/// A remembered request id and what its write did, in a checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub tag: RequestTag,
+    /// The document as the write left it; `None` for a delete.
+    pub written: Option<DocRecord>,
 }
 
 /// Encodes `value` and appends its frame to `out`.
