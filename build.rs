@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/trove/v1/document_service.proto",
     "proto/trove/v1/search.proto",
     "proto/trove/v1/search_service.proto",
+    "proto/trove/v1/snapshot_service.proto",
     // Not used by the services' messages, but the type of the error details
     // (google.rpc.BadRequest, ErrorInfo): reflection clients need it to print them.
     "proto/google/rpc/error_details.proto",

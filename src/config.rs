@@ -95,6 +95,14 @@ pub struct Config {
     /// background, so a crash or power loss may lose the last interval's writes.
     #[arg(long, env = "TROVE_FSYNC", default_value = "always", value_parser = parse_fsync)]
     pub fsync: Fsync,
+    /// Where SnapshotService writes and reads snapshots. Default: `DATA/snapshots`
+    /// with --data-dir, else `./snapshots`.
+    #[arg(long, env = "TROVE_SNAPSHOT_DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Start from this snapshot: its collections are loaded at start-up if the
+    /// server has none yet (so a restart of a durable server does not load it twice).
+    #[arg(long, env = "TROVE_FROM_SNAPSHOT")]
+    pub from_snapshot: Option<PathBuf>,
     /// With --data-dir: write a checkpoint (and drop the log before it) once the
     /// log has grown by this many bytes.
     #[arg(long, env = "TROVE_CHECKPOINT_BYTES", default_value_t = DEFAULT_CHECKPOINT_BYTES)]
@@ -103,6 +111,17 @@ pub struct Config {
 
 /// The default log growth between checkpoints.
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
+
+impl Config {
+    /// The snapshot directory in effect (see `--snapshot-dir`).
+    pub fn snapshot_root(&self) -> PathBuf {
+        match (&self.snapshot_dir, &self.data_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(data)) => data.join("snapshots"),
+            (None, None) => PathBuf::from("snapshots"),
+        }
+    }
+}
 
 /// Parses `always` or `interval=DURATION` (`100ms`, `1s`).
 pub fn parse_fsync(text: &str) -> Result<Fsync, String> {
@@ -146,6 +165,8 @@ impl Config {
             data_dir: None,
             fsync: Fsync::Always,
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            snapshot_dir: None,
+            from_snapshot: None,
         }
     }
 }

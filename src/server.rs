@@ -18,12 +18,13 @@ use tonic_health::server::HealthReporter;
 use crate::api::pb::collection_service_server::CollectionServiceServer;
 use crate::api::pb::document_service_server::DocumentServiceServer;
 use crate::api::pb::search_service_server::SearchServiceServer;
+use crate::api::pb::snapshot_service_server::SnapshotServiceServer;
 use crate::api::{self, map_transport_status};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::durable::DataDir;
 use crate::seeds;
-use crate::service::{CollectionHandler, DocumentHandler, SearchHandler};
+use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
 
 /// The largest request message accepted (one document of an import, a search).
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
@@ -37,6 +38,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "trove.v1.CollectionService",
     "trove.v1.DocumentService",
     "trove.v1.SearchService",
+    "trove.v1.SnapshotService",
 ];
 
 /// Serves a new engine configured by `config` on `listener` until `shutdown`
@@ -107,6 +109,11 @@ pub async fn serve(
         engine: engine.clone()
     }));
 
+    let snapshots = configure!(SnapshotServiceServer::new(SnapshotHandler {
+        engine: engine.clone(),
+        root: config.snapshot_root(),
+    }));
+
     let addr = listener.local_addr()?;
     // TCP_NODELAY: without it, a response larger than one segment waits for the
     // client's delayed ACK (about 40 ms per call).
@@ -119,6 +126,7 @@ pub async fn serve(
         .add_service(collections)
         .add_service(documents)
         .add_service(search)
+        .add_service(snapshots)
         .serve_with_incoming_shutdown(incoming, shutdown);
     tracing::info!(%addr, "listening");
     let server = tokio::spawn(server);
@@ -140,6 +148,26 @@ pub async fn serve(
         Err(err) => {
             server.abort();
             return Err(anyhow::anyhow!("recovering the data directory: {err}"));
+        }
+    }
+    if let Some(dir) = &config.from_snapshot {
+        let (engine, dir) = (engine.clone(), dir.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            if engine.collection_count() > 0 {
+                return Ok(None);
+            }
+            engine.restore_snapshot(&dir, &[]).map(Some)
+        })
+        .await?;
+        match loaded {
+            Ok(Some(info)) => {
+                tracing::info!(collections = info.collections.len(), "snapshot loaded")
+            }
+            Ok(None) => tracing::info!("the server has collections: snapshot not loaded"),
+            Err(err) => {
+                server.abort();
+                return Err(anyhow::anyhow!("loading the snapshot: {err}"));
+            }
         }
     }
     if !config.no_seeds {

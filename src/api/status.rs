@@ -28,12 +28,12 @@ pub fn status_from(err: EngineError) -> Status {
                 format!("{description} at position {position}"),
             ),
         ),
-        EngineError::CollectionNotFound(_) | EngineError::DocumentNotFound { .. } => {
-            Status::not_found(message)
-        }
-        EngineError::CollectionExists(_) | EngineError::DocumentExists { .. } => {
-            Status::already_exists(message)
-        }
+        EngineError::CollectionNotFound(_)
+        | EngineError::DocumentNotFound { .. }
+        | EngineError::NotFound(_) => Status::not_found(message),
+        EngineError::CollectionExists(_)
+        | EngineError::DocumentExists { .. }
+        | EngineError::AlreadyExists(_) => Status::already_exists(message),
         EngineError::VersionMismatch { .. } => Status::aborted(message),
         EngineError::PageTokenExpired(_) => Status::with_error_details(
             Code::InvalidArgument,

@@ -276,6 +276,11 @@ impl Collection {
         }
     }
 
+    /// The live documents (an O(1) snapshot of the map).
+    pub(crate) fn live_docs(&self) -> DocMap {
+        self.docs.read().clone()
+    }
+
     /// The live document `id`.
     pub fn get(&self, id: &DocId) -> Result<Document> {
         let stored = self.docs.read().get(id).cloned();

@@ -28,6 +28,14 @@ pub enum EngineError {
     #[error("collection {0:?} already exists")]
     CollectionExists(String),
 
+    /// Something else the request names does not exist (a snapshot).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// Something else the request names exists already (a snapshot).
+    #[error("{0}")]
+    AlreadyExists(String),
+
     /// The named document does not exist in the collection.
     #[error("document {id:?} not found in collection {collection:?}")]
     DocumentNotFound { collection: String, id: String },

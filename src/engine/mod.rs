@@ -108,6 +108,11 @@ impl Engine {
         }
     }
 
+    /// How many collections there are.
+    pub fn collection_count(&self) -> usize {
+        self.collections.read().len()
+    }
+
     /// How many search snapshots page tokens pin now.
     pub fn pinned_snapshots(&self) -> usize {
         self.pins.len()

@@ -4,10 +4,12 @@
 mod collection;
 mod document;
 mod search;
+mod snapshot;
 
 pub use collection::CollectionHandler;
 pub use document::DocumentHandler;
 pub use search::SearchHandler;
+pub use snapshot::SnapshotHandler;
 
 use crate::engine::{CollectionName, DocId};
 use tonic::Status;

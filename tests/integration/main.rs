@@ -11,4 +11,5 @@ mod paging;
 mod process;
 mod query;
 mod search;
+mod snapshots;
 mod wire;

@@ -40,6 +40,8 @@ pub struct Manifest {
     pub collections: Vec<CollectionRecord>,
     /// Remembered request ids (empty in a snapshot).
     pub requests: Vec<RequestRecord>,
+    /// `document_counts[i]` documents in `collections[i]`.
+    pub document_counts: Vec<u64>,
 }
 
 /// One collection as captured under its write lock: documents and index files of
@@ -100,6 +102,7 @@ pub fn write(
         seq,
         collections: collections.iter().map(|c| c.record.clone()).collect(),
         requests,
+        document_counts: collections.iter().map(|c| c.docs.len() as u64).collect(),
     };
     let mut frame = Vec::new();
     record::encode(&manifest, &mut frame)?;
@@ -112,24 +115,30 @@ pub fn write(
     Ok(())
 }
 
-/// Reads the checkpoint or snapshot in `dir`.
-pub fn read(dir: &Path) -> Result<(Manifest, Vec<Loaded>)> {
-    let manifest_path = dir.join("MANIFEST");
-    let data = fs::read(&manifest_path).map_err(|e| io("reading", &manifest_path, &e))?;
+/// Reads the manifest of the checkpoint or snapshot in `dir`.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("MANIFEST");
+    let data = fs::read(&path).map_err(|e| io("reading", &path, &e))?;
     let manifest: Manifest = match frame::next(&data, 0) {
         Next::Frame(payload, _) => record::decode(payload)
-            .map_err(|e| damaged(&manifest_path, 0, &format!("undecodable manifest: {e}")))?,
-        _ => return Err(damaged(&manifest_path, 0, "checksum mismatch")),
+            .map_err(|e| damaged(&path, 0, &format!("undecodable manifest: {e}")))?,
+        _ => return Err(damaged(&path, 0, "checksum mismatch")),
     };
     if manifest.format != FORMAT {
         return Err(EngineError::DataDamaged(format!(
             "{} has format {}; this trove reads format {FORMAT}",
-            manifest_path.display(),
+            path.display(),
             manifest.format
         )));
     }
+    Ok(manifest)
+}
+
+/// Reads the checkpoint or snapshot in `dir`: the collections `wanted` accepts.
+pub fn read(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(Manifest, Vec<Loaded>)> {
+    let manifest = read_manifest(dir)?;
     let mut loaded = Vec::new();
-    for record in &manifest.collections {
+    for record in manifest.collections.iter().filter(|r| wanted(&r.name)) {
         let cdir = dir.join(format!("c{}", record.uid));
         let docs = read_docs(&cdir.join("docs"))?;
         let index = RamDirectory::create();

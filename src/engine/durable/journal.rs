@@ -298,7 +298,9 @@ impl Journal {
         }
     }
 
-    fn fail(&self, cause: String) {
+    /// Refuses every later write until a restart (the log may hold a write
+    /// that memory does not).
+    pub fn fail(&self, cause: String) {
         tracing::error!(%cause, "the log failed");
         self.failed.lock().get_or_insert(cause);
     }

@@ -17,6 +17,7 @@ mod checkpoint;
 mod frame;
 mod journal;
 mod record;
+mod snapshot;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub use journal::Fsync;
 pub(crate) use journal::Journal;
 use record::RequestRecord;
 pub(crate) use record::{CollectionRecord, DocRecord, Op};
+pub use snapshot::{SnapshotInfo, snapshot_dir};
 
 use super::requests::Outcome;
 
@@ -98,7 +100,7 @@ impl Engine {
         fs::create_dir_all(&checkpoints).map_err(|e| io("creating", &checkpoints, &e))?;
         let mut seq = 1;
         if let Some(latest) = latest_checkpoint(&checkpoints)? {
-            let (manifest, loaded) = checkpoint::read(&latest)?;
+            let (manifest, loaded) = checkpoint::read(&latest, |_| true)?;
             seq = manifest.seq;
             for RequestRecord { tag, written } in manifest.requests {
                 let outcome = match written {

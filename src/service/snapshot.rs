@@ -1,0 +1,86 @@
+//! `trove.v1.SnapshotService`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::collection_name;
+use crate::api::pb;
+use crate::api::pb::snapshot_service_server::SnapshotService;
+use crate::engine::durable::{SnapshotInfo, snapshot_dir};
+use crate::engine::{CollectionName, Engine, EngineError};
+
+/// Serves `SnapshotService` from the engine, with snapshots under `root`.
+pub struct SnapshotHandler {
+    pub engine: Arc<Engine>,
+    pub root: PathBuf,
+}
+
+fn names(collections: &[String]) -> Result<Vec<CollectionName>, Status> {
+    collections
+        .iter()
+        .enumerate()
+        .map(|(i, name)| collection_name(name, &format!("collections[{i}]")))
+        .collect()
+}
+
+fn wire(info: SnapshotInfo) -> pb::Snapshot {
+    pb::Snapshot {
+        name: info.name,
+        collections: info
+            .collections
+            .into_iter()
+            .map(|(name, count)| pb::SnapshotCollection {
+                name,
+                document_count: i64::try_from(count).unwrap_or(i64::MAX),
+            })
+            .collect(),
+    }
+}
+
+/// Runs blocking snapshot work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, Status> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("snapshot task failed: {e}")))??)
+}
+
+#[tonic::async_trait]
+impl SnapshotService for SnapshotHandler {
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::Snapshot>, Status> {
+        let pb::CreateSnapshotRequest { name, collections } = request.into_inner();
+        let collections = names(&collections)?;
+        let (engine, root) = (self.engine.clone(), self.root.clone());
+        let info = blocking(move || engine.create_snapshot(&root, &name, &collections)).await?;
+        Ok(Response::new(wire(info)))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _request: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        let (engine, root) = (self.engine.clone(), self.root.clone());
+        let found = blocking(move || engine.list_snapshots(&root)).await?;
+        Ok(Response::new(pb::ListSnapshotsResponse {
+            snapshots: found.into_iter().map(wire).collect(),
+        }))
+    }
+
+    async fn restore_snapshot(
+        &self,
+        request: Request<pb::RestoreSnapshotRequest>,
+    ) -> Result<Response<pb::Snapshot>, Status> {
+        let pb::RestoreSnapshotRequest { name, collections } = request.into_inner();
+        let collections = names(&collections)?;
+        let dir = snapshot_dir(&self.root, &name)?;
+        let engine = self.engine.clone();
+        let info = blocking(move || engine.restore_snapshot(&dir, &collections)).await?;
+        Ok(Response::new(wire(info)))
+    }
+}
