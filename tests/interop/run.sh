@@ -11,9 +11,10 @@ cd "$(dirname "$0")/../.."
 cargo build --quiet --bin trove
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-./target/debug/trove --listen "127.0.0.1:$port" --seeds seeds >"$log" 2>&1 &
+snapshots=$(mktemp -d)
+./target/debug/trove --listen "127.0.0.1:$port" --seeds seeds --snapshot-dir "$snapshots" >"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true' EXIT
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$snapshots"' EXIT
 
 status=0
 python3 tests/interop/interop.py "127.0.0.1:$port" || status=$?

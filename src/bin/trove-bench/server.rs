@@ -1,0 +1,152 @@
+//! The `trove` binary as a child process, and clients of it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use trove::api::pb::collection_service_client::CollectionServiceClient;
+use trove::api::pb::{self, Field, FieldType};
+
+/// A running `trove` process.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+/// The `trove` binary built next to this one.
+fn trove_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("trove");
+    if !path.exists() {
+        bail!(
+            "{} not found: build every binary first (cargo build --release)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+impl Server {
+    /// Starts `trove --no-seeds ARGS…` on a free port, logging to `log`.
+    pub fn spawn(args: &[String], log: &Path) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(trove_binary()?)
+            .args(["--listen", &addr, "--no-seeds"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()?;
+        Ok(Server {
+            child,
+            addr,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Connects and waits until health says SERVING.
+    pub async fn wait_serving(&mut self) -> anyhow::Result<Channel> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("trove exited with {status}: see {}", self.log.display());
+            }
+            let endpoint = Channel::from_shared(format!("http://{}", self.addr))?;
+            if let Ok(channel) = endpoint.connect().await {
+                let mut health = HealthClient::new(channel.clone());
+                let status = health
+                    .check(HealthCheckRequest::default())
+                    .await
+                    .map(|r| r.into_inner().status);
+                if status.ok() == Some(ServingStatus::Serving as i32) {
+                    return Ok(channel);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("trove did not become ready: see {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("trove stopped with {status}: see {}", self.log.display());
+        }
+        Ok(())
+    }
+
+    /// The seconds the server logged for its recovery.
+    pub fn logged_recovery(&self) -> anyhow::Result<(f64, u64)> {
+        let log = std::fs::read_to_string(&self.log)?;
+        let line = log
+            .lines()
+            .find(|l| l.contains(" recovered "))
+            .context("no recovery line in the log")?;
+        let value = |key: &str| -> Option<&str> {
+            line.split_whitespace().find_map(|w| w.strip_prefix(key))
+        };
+        let seconds = value("seconds=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
+        let replayed = value("replayed=").and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((seconds, replayed))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates the benchmark collection: title and body `english`, date, tags and source.
+pub async fn create_news(channel: &Channel, name: &str) -> anyhow::Result<()> {
+    let field = |name: &str, ty: FieldType, analyzer: &str, filter: bool| Field {
+        name: name.into(),
+        r#type: ty as i32,
+        analyzer: analyzer.into(),
+        filterable: filter,
+        sortable: filter && ty == FieldType::Timestamp,
+        facetable: filter,
+        ..Default::default()
+    };
+    CollectionServiceClient::new(channel.clone())
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: name.into(),
+                fields: vec![
+                    field("title", FieldType::Text, "english", false),
+                    field("body", FieldType::Text, "english", false),
+                    field("date", FieldType::Timestamp, "", true),
+                    field("tags", FieldType::Keyword, "", true),
+                    field("source", FieldType::Keyword, "", true),
+                ],
+                ..Default::default()
+            }),
+        })
+        .await?;
+    Ok(())
+}
