@@ -102,7 +102,7 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineEr
         Ok(_) => return Ok(None),
         Err(EngineError::CollectionNotFound(_)) => {
             engine
-                .create_collection(name, CollectionSchema::new(&news_schema())?)
+                .create_collection(name, CollectionSchema::new(&news_schema())?, "")
                 .await?
         }
         Err(err) => return Err(err),

@@ -99,7 +99,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let count = data.queries.len() as f64;
     CollectionServiceClient::new(channel)
-        .delete_collection(pb::DeleteCollectionRequest { name })
+        .delete_collection(pb::DeleteCollectionRequest {
+            name,
+            request_id: String::new(),
+        })
         .await?;
     println!(
         "cranfield: {} documents, {} queries",
@@ -151,6 +154,7 @@ async fn create_and_load(
                 fields: vec![text("title"), text("body")],
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await?;
     let requests: Vec<pb::ImportDocumentsRequest> = data

@@ -820,8 +820,8 @@ fn empty_index(schema: &CollectionSchema) -> Result<(Index, RamDirectory)> {
 fn outcome_document(outcome: Outcome) -> Result<Document> {
     match outcome {
         Outcome::Written { id, stored } => stored.to_document(&id),
-        Outcome::Deleted => Err(EngineError::Internal(
-            "a remembered delete answered a write".into(),
+        _ => Err(EngineError::Internal(
+            "a remembered write of another kind answered a document write".into(),
         )),
     }
 }

@@ -42,6 +42,7 @@ pub use search::{Explanation, Highlight, Hit, SearchRequest, SearchResults, page
 
 use page_token::PageTokens;
 use pins::Pins;
+use requests::{Outcome, RequestTag};
 
 /// All collections, by name.
 pub struct Engine {
@@ -118,32 +119,68 @@ impl Engine {
         self.pins.len()
     }
 
-    /// Creates an empty collection.
+    /// Creates an empty collection. A non-empty `request_id` makes a retry return
+    /// the first outcome (see [`requests`]); so for delete.
     pub async fn create_collection(
         &self,
         name: CollectionName,
         schema: CollectionSchema,
+        request_id: &str,
     ) -> Result<Arc<Collection>> {
         self.check_ready()?;
+        let tag = RequestTag::new(request_id, format!("CreateCollection {name}"))?;
         let (collection, seq) = {
             let mut collections = self.collections.write();
-            if collections.contains_key(&name) {
-                return Err(EngineError::CollectionExists(name.to_string()));
-            }
-            let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
-            let seq = match self.journal() {
-                Some(journal) => {
-                    let seq = journal.append(durable::Op::CreateCollection(collection.record()))?;
-                    collection.attach(journal.clone());
-                    seq
+            if let Some(outcome) = self.remembered(&tag)? {
+                let Outcome::CollectionCreated { uid } = outcome else {
+                    return Err(EngineError::Internal(
+                        "a remembered outcome of another kind".into(),
+                    ));
+                };
+                let collection = match collections.get(&name) {
+                    Some(c) if c.uid() == uid => c.clone(),
+                    _ => {
+                        return Err(EngineError::CollectionNotFound(format!(
+                            "{name} (created by this request_id, deleted since)"
+                        )));
+                    }
+                };
+                (collection, self.journal().map_or(0, |j| j.next_seq() - 1))
+            } else {
+                if collections.contains_key(&name) {
+                    return Err(EngineError::CollectionExists(name.to_string()));
                 }
-                None => 0,
-            };
-            collections.insert(name, collection.clone());
-            (collection, seq)
+                let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
+                let seq = match self.journal() {
+                    Some(journal) => {
+                        let seq = journal.append(durable::Op::CreateCollection {
+                            record: collection.record(),
+                            request: tag.clone(),
+                        })?;
+                        collection.attach(journal.clone());
+                        seq
+                    }
+                    None => 0,
+                };
+                collections.insert(name, collection.clone());
+                if let Some(tag) = tag {
+                    let uid = collection.uid();
+                    self.requests
+                        .insert(tag, Outcome::CollectionCreated { uid });
+                }
+                (collection, seq)
+            }
         };
         self.sync(seq).await?;
         Ok(collection)
+    }
+
+    /// The first outcome of a retried write, if `tag` names one.
+    fn remembered(&self, tag: &Option<RequestTag>) -> Result<Option<Outcome>> {
+        match tag {
+            Some(tag) => self.requests.get(tag),
+            None => Ok(None),
+        }
     }
 
     /// Waits until log record `seq` is on disk (nothing to wait for in memory).
@@ -187,22 +224,31 @@ impl Engine {
     }
 
     /// Deletes the collection `name` and its documents.
-    pub async fn delete_collection(&self, name: &CollectionName) -> Result<()> {
+    pub async fn delete_collection(&self, name: &CollectionName, request_id: &str) -> Result<()> {
         self.check_ready()?;
+        let tag = RequestTag::new(request_id, format!("DeleteCollection {name}"))?;
         let seq = {
             let mut collections = self.collections.write();
-            let Some(collection) = collections.get(name) else {
-                return Err(EngineError::CollectionNotFound(name.to_string()));
-            };
-            let seq = match self.journal() {
-                Some(journal) => journal.append(durable::Op::DeleteCollection {
-                    name: name.to_string(),
-                    uid: collection.uid(),
-                })?,
-                None => 0,
-            };
-            collections.remove(name);
-            seq
+            if self.remembered(&tag)?.is_some() {
+                self.journal().map_or(0, |j| j.next_seq() - 1)
+            } else {
+                let Some(collection) = collections.get(name) else {
+                    return Err(EngineError::CollectionNotFound(name.to_string()));
+                };
+                let seq = match self.journal() {
+                    Some(journal) => journal.append(durable::Op::DeleteCollection {
+                        name: name.to_string(),
+                        uid: collection.uid(),
+                        request: tag.clone(),
+                    })?,
+                    None => 0,
+                };
+                collections.remove(name);
+                if let Some(tag) = tag {
+                    self.requests.insert(tag, Outcome::CollectionDeleted);
+                }
+                seq
+            }
         };
         self.sync(seq).await
     }

@@ -1,4 +1,4 @@
-//! Safe retries (AIP-155): the outcome of each document write that carried a
+//! Safe retries (AIP-155): the outcome of each write that carried a
 //! `request_id`, kept for [`WINDOW`], so that a retry returns the first outcome
 //! instead of writing twice. In the durable mode the ids travel in the log and
 //! the checkpoints, so the window survives a restart.
@@ -60,6 +60,11 @@ pub enum Outcome {
         stored: Arc<StoredDoc>,
     },
     Deleted,
+    /// A collection created, by incarnation.
+    CollectionCreated {
+        uid: u64,
+    },
+    CollectionDeleted,
 }
 
 struct Entry {

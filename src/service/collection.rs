@@ -21,6 +21,10 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
+        let pb::CreateCollectionRequest {
+            collection,
+            request_id,
+        } = request.into_inner();
         let pb::Collection {
             name,
             fields,
@@ -29,7 +33,7 @@ impl CollectionService for CollectionHandler {
             document_count: _,
             memory_bytes: _,
             create_time: _,
-        } = request.into_inner().collection.ok_or_else(|| {
+        } = collection.ok_or_else(|| {
             api::status_from(crate::engine::EngineError::invalid(
                 "collection",
                 "collection is required",
@@ -37,7 +41,10 @@ impl CollectionService for CollectionHandler {
         })?;
         let name = collection_name(&name, "collection.name")?;
         let schema = CollectionSchema::new(&api::field_specs(fields)?)?.with_synonyms(&synonyms)?;
-        let created = self.engine.create_collection(name, schema).await?;
+        let created = self
+            .engine
+            .create_collection(name, schema, &request_id)
+            .await?;
         Ok(Response::new(api::wire_collection(&created)))
     }
 
@@ -77,8 +84,9 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::DeleteCollectionRequest>,
     ) -> Result<Response<()>, Status> {
-        let name = collection_name(&request.get_ref().name, "name")?;
-        self.engine.delete_collection(&name).await?;
+        let pb::DeleteCollectionRequest { name, request_id } = request.into_inner();
+        let name = collection_name(&name, "name")?;
+        self.engine.delete_collection(&name, &request_id).await?;
         Ok(Response::new(()))
     }
 }

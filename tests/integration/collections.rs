@@ -14,6 +14,7 @@ fn create(name: &str, fields: Vec<pb::Field>) -> pb::CreateCollectionRequest {
             fields,
             ..Default::default()
         }),
+        request_id: String::new(),
     }
 }
 
@@ -69,6 +70,7 @@ async fn create_get_list_delete() {
     s.collections
         .delete_collection(pb::DeleteCollectionRequest {
             name: "books".into(),
+            request_id: String::new(),
         })
         .await
         .unwrap();
@@ -84,6 +86,7 @@ async fn create_get_list_delete() {
         .collections
         .delete_collection(pb::DeleteCollectionRequest {
             name: "books".into(),
+            request_id: String::new(),
         })
         .await
         .unwrap_err();
@@ -160,7 +163,10 @@ async fn create_errors() {
             "collection.fields[0].type",
         ),
         (
-            pb::CreateCollectionRequest { collection: None },
+            pb::CreateCollectionRequest {
+                collection: None,
+                request_id: String::new(),
+            },
             "collection",
         ),
     ];
@@ -279,4 +285,55 @@ impl Drop for Unblock {
             .custom_flags(libc::O_NONBLOCK)
             .open(&self.0);
     }
+}
+
+/// AIP-155 for collections: a retried create returns the collection it made, a
+/// retried delete succeeds again.
+#[tokio::test]
+async fn request_ids_make_collection_retries_safe() {
+    let mut s = Server::start().await;
+    let mut request = create("c", test_fields());
+    request.request_id = "make-c".into();
+    let first = s
+        .collections
+        .create_collection(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = s
+        .collections
+        .create_collection(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.create_time, first.create_time);
+    // Without an id, the same create is ALREADY_EXISTS.
+    let again = s
+        .collections
+        .create_collection(create("c", test_fields()))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+
+    let delete = pb::DeleteCollectionRequest {
+        name: "c".into(),
+        request_id: "drop-c".into(),
+    };
+    s.collections
+        .delete_collection(delete.clone())
+        .await
+        .unwrap();
+    s.collections.delete_collection(delete).await.unwrap();
+    // The create's id now names a collection that is gone.
+    let mut request = create("c", test_fields());
+    request.request_id = "make-c".into();
+    let gone = s.collections.create_collection(request).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    // An id reused for another write.
+    let mut request = create("d", test_fields());
+    request.request_id = "drop-c".into();
+    let reused = s.collections.create_collection(request).await.unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_field(&reused), "request_id");
+    s.stop().await;
 }

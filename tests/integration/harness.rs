@@ -134,6 +134,7 @@ impl Server {
                     fields: test_fields(),
                     ..Default::default()
                 }),
+                request_id: String::new(),
             })
             .await
             .unwrap()

@@ -263,6 +263,7 @@ async fn synonyms_apply_at_query_time() {
         .collections
         .create_collection(pb::CreateCollectionRequest {
             collection: Some(collection.clone()),
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -307,6 +308,7 @@ async fn synonyms_apply_at_query_time() {
         .collections
         .create_collection(pb::CreateCollectionRequest {
             collection: Some(collection),
+            request_id: String::new(),
         })
         .await
         .unwrap_err();

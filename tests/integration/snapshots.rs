@@ -133,7 +133,10 @@ async fn snapshot_and_restore_in_memory() {
         .unwrap_err();
     assert_eq!(exists.code(), Code::AlreadyExists);
     s.collections
-        .delete_collection(pb::DeleteCollectionRequest { name: "c".into() })
+        .delete_collection(pb::DeleteCollectionRequest {
+            name: "c".into(),
+            request_id: String::new(),
+        })
         .await
         .unwrap();
     let restored = snapshots

@@ -146,6 +146,7 @@ pub async fn create_news(channel: &Channel, name: &str) -> anyhow::Result<()> {
                 ],
                 ..Default::default()
             }),
+            request_id: String::new(),
         })
         .await?;
     Ok(())

@@ -35,8 +35,8 @@ use super::names::CollectionName;
 pub(crate) use checkpoint::{Captured, Loaded};
 pub use journal::Fsync;
 pub(crate) use journal::Journal;
-use record::RequestRecord;
 pub(crate) use record::{CollectionRecord, DocRecord, Op};
+use record::{OutcomeRecord, RequestRecord};
 pub use snapshot::{SnapshotInfo, snapshot_dir};
 
 use super::requests::Outcome;
@@ -102,16 +102,18 @@ impl Engine {
         if let Some(latest) = latest_checkpoint(&checkpoints)? {
             let (manifest, loaded) = checkpoint::read(&latest, |_| true)?;
             seq = manifest.seq;
-            for RequestRecord { tag, written } in manifest.requests {
-                let outcome = match written {
-                    Some(doc) => {
+            for RequestRecord { tag, outcome } in manifest.requests {
+                let outcome = match outcome {
+                    OutcomeRecord::Written(doc) => {
                         let (id, stored) = doc.into_stored()?;
                         Outcome::Written {
                             id,
                             stored: Arc::new(stored),
                         }
                     }
-                    None => Outcome::Deleted,
+                    OutcomeRecord::Deleted => Outcome::Deleted,
+                    OutcomeRecord::CollectionCreated(uid) => Outcome::CollectionCreated { uid },
+                    OutcomeRecord::CollectionDeleted => Outcome::CollectionDeleted,
                 };
                 self.requests.insert(tag, outcome);
             }
@@ -150,7 +152,12 @@ impl Engine {
                 .cloned()
         };
         match op {
-            Op::CreateCollection(record) => {
+            Op::CreateCollection { record, request } => {
+                if let Some(tag) = request {
+                    let uid = record.uid;
+                    self.requests
+                        .insert(tag, Outcome::CollectionCreated { uid });
+                }
                 let name = CollectionName::parse(&record.name, "collection.name")?;
                 let mut collections = self.collections.write();
                 if collections
@@ -162,7 +169,10 @@ impl Engine {
                 let collection = Collection::from_record(record, self.requests.clone())?;
                 collections.insert(name, collection);
             }
-            Op::DeleteCollection { name, uid } => {
+            Op::DeleteCollection { name, uid, request } => {
+                if let Some(tag) = request {
+                    self.requests.insert(tag, Outcome::CollectionDeleted);
+                }
                 let name = CollectionName::parse(&name, "collection.name")?;
                 let mut collections = self.collections.write();
                 if collections.get(&name).is_some_and(|c| c.uid() == uid) {
@@ -227,9 +237,13 @@ impl Engine {
             .into_iter()
             .map(|(tag, outcome)| RequestRecord {
                 tag,
-                written: match outcome {
-                    Outcome::Written { id, stored } => Some(DocRecord::of(&id, &stored)),
-                    Outcome::Deleted => None,
+                outcome: match outcome {
+                    Outcome::Written { id, stored } => {
+                        OutcomeRecord::Written(DocRecord::of(&id, &stored))
+                    }
+                    Outcome::Deleted => OutcomeRecord::Deleted,
+                    Outcome::CollectionCreated { uid } => OutcomeRecord::CollectionCreated(uid),
+                    Outcome::CollectionDeleted => OutcomeRecord::CollectionDeleted,
                 },
             })
             .collect();

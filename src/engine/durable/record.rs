@@ -19,10 +19,14 @@ pub struct Record {
 /// write never lands in the wrong incarnation.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Op {
-    CreateCollection(CollectionRecord),
+    CreateCollection {
+        record: CollectionRecord,
+        request: Option<RequestTag>,
+    },
     DeleteCollection {
         name: String,
         uid: u64,
+        request: Option<RequestTag>,
     },
     Put {
         uid: u64,
@@ -61,8 +65,17 @@ pub struct DocRecord {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestRecord {
     pub tag: RequestTag,
-    /// The document as the write left it; `None` for a delete.
-    pub written: Option<DocRecord>,
+    pub outcome: OutcomeRecord,
+}
+
+/// What a remembered write did (see [`crate::engine::requests::Outcome`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum OutcomeRecord {
+    /// The document as the write left it.
+    Written(DocRecord),
+    Deleted,
+    CollectionCreated(u64),
+    CollectionDeleted,
 }
 
 /// Encodes `value` and appends its frame to `out`.

@@ -187,7 +187,10 @@ impl Engine {
 /// fails half-way, logs its deletion, and if even that fails, stops the log
 /// (the restart will show the partial collection, never a silent gap).
 fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64> {
-    let mut last = journal.append(Op::CreateCollection(collection.record()))?;
+    let mut last = journal.append(Op::CreateCollection {
+        record: collection.record(),
+        request: None,
+    })?;
     let docs = collection.live_docs();
     for (id, stored) in &docs {
         let op = Op::Put {
@@ -201,6 +204,7 @@ fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64>
                 let undo = Op::DeleteCollection {
                     name: collection.name().to_string(),
                     uid: collection.uid(),
+                    request: None,
                 };
                 if let Err(undo_err) = journal.append(undo) {
                     journal.fail(format!(
