@@ -89,6 +89,11 @@ impl Corpus {
         out
     }
 
+    /// The vocabulary, most frequent first.
+    pub fn vocabulary(&self) -> &[&'static str] {
+        &self.words
+    }
+
     /// The next document: `id` and its fields.
     pub fn next_doc(&mut self) -> (String, Map<String, Value>) {
         let id = format!("n{:07}", self.next);

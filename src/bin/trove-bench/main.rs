@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! cargo build --release
+//! target/release/trove-bench --docs 100000          # trove vs tantivy, FTS5, bare tonic
 //! target/release/trove-bench generate --docs 100000 > news.jsonl
 //! target/release/trove-bench durability --docs 100000
 //! ```
 
+mod bench;
 mod corpus;
 mod durability;
+mod fixed;
+mod peers;
+mod queries;
 mod server;
 mod stats;
 
@@ -17,10 +22,17 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "trove-bench", about = "Measure trove through its gRPC API")]
+#[command(
+    name = "trove-bench",
+    about = "Measure trove through its gRPC API",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Options of the benchmark, which a bare `trove-bench` runs.
+    #[command(flatten)]
+    bench: bench::Args,
 }
 
 #[derive(Subcommand)]
@@ -34,12 +46,23 @@ enum Command {
     },
     /// Write throughput in memory vs durable, and recovery time.
     Durability(durability::Args),
+    /// (internal) The bare tonic server the benchmark compares GetDocument with.
+    #[command(hide = true)]
+    ServeFixed {
+        /// A file holding the encoded `trove.v1.Document` to answer.
+        #[arg(long)]
+        document: std::path::PathBuf,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Generate { docs, seed } => {
+    let cli = Cli::parse();
+    match cli.command {
+        None => bench::run(cli.bench).await?,
+        Some(Command::Generate { docs, seed }) => {
             let mut corpus = corpus::Corpus::new(seed);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for _ in 0..docs {
@@ -50,7 +73,12 @@ async fn main() -> anyhow::Result<()> {
             }
             out.flush()?;
         }
-        Command::Durability(args) => durability::run(args).await?,
+        Some(Command::Durability(args)) => durability::run(args).await?,
+        Some(Command::ServeFixed { document, listen }) => {
+            let bytes = std::fs::read(document)?;
+            let document: trove::api::pb::Document = prost::Message::decode(&bytes[..])?;
+            fixed::serve(listen, document).await?;
+        }
     }
     Ok(())
 }

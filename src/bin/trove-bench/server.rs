@@ -54,6 +54,60 @@ impl Server {
         })
     }
 
+    /// Starts this benchmark binary itself with `args` and `--listen ADDR`.
+    pub fn spawn_bench_child(args: &[String], log: &Path) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let out = std::fs::File::create(log)?;
+        let child = Command::new(std::env::current_exe()?)
+            .args(args)
+            .args(["--listen", &addr])
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()?;
+        Ok(Server {
+            child,
+            addr,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Waits until the server accepts connections.
+    pub async fn wait_listening(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the server exited with {status}: see {}",
+                    self.log.display()
+                );
+            }
+            let endpoint = Channel::from_shared(format!("http://{}", self.addr))?;
+            if endpoint.connect().await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the server did not listen: see {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Resident memory in bytes (Linux).
+    pub fn resident_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS")?;
+        Ok(kb * 1024)
+    }
+
     /// Connects and waits until health says SERVING.
     pub async fn wait_serving(&mut self) -> anyhow::Result<Channel> {
         let deadline = Instant::now() + Duration::from_secs(300);

@@ -1,0 +1,469 @@
+//! The benchmark: trove through gRPC against raw tantivy and SQLite FTS5 in
+//! process, and against a bare tonic server, on one corpus and one query set, in
+//! one run. Prints one table of absolute figures and ratios.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+use trove::api::fields_to_struct;
+use trove::api::pb;
+use trove::api::pb::document_service_client::DocumentServiceClient;
+use trove::api::pb::search_service_client::SearchServiceClient;
+
+use crate::corpus::Corpus;
+use crate::peers::{Fts5, Tantivy};
+use crate::queries::{BenchQuery, query_set};
+use crate::server::{Server, create_news};
+use crate::stats::Latencies;
+
+/// Options of the benchmark run.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Documents in the corpus.
+    #[arg(long, default_value_t = 100_000)]
+    docs: usize,
+    /// Seconds each load phase runs.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Queries in the fixed mixed set.
+    #[arg(long, default_value_t = 240)]
+    queries: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+type Doc = (String, Map<String, Value>);
+
+/// Results of one load phase.
+struct Load {
+    count: usize,
+    latencies: Latencies,
+    seconds: f64,
+}
+
+impl Load {
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.seconds
+    }
+}
+
+/// `concurrency` threads each calling `call(i)` with i = 0, 1, … until `seconds` pass.
+fn drive_threads(
+    concurrency: usize,
+    seconds: f64,
+    call: impl Fn(usize, usize) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<Load> {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<Latencies>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|worker| {
+                let call = &call;
+                scope.spawn(move || {
+                    let mut latencies = Latencies::default();
+                    let mut i = worker;
+                    while Instant::now() < until {
+                        let t = Instant::now();
+                        call(worker, i)?;
+                        latencies.push(t.elapsed());
+                        i += concurrency;
+                    }
+                    anyhow::Ok(latencies)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a load thread panicked"))
+            .collect()
+    });
+    let mut all = Latencies::default();
+    for r in results {
+        all.extend(r?);
+    }
+    Ok(Load {
+        count: all.len(),
+        latencies: all,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `concurrency` tasks each awaiting `call(i)` until `seconds` pass.
+async fn drive_tasks<F, Fut>(concurrency: usize, seconds: f64, call: F) -> anyhow::Result<Load>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let call = Arc::new(call);
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            let mut i = worker;
+            while Instant::now() < until {
+                let t = Instant::now();
+                call(i).await?;
+                latencies.push(t.elapsed());
+                i += concurrency;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Latencies::default();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(Load {
+        count: all.len(),
+        latencies: all,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn search_request(query: &BenchQuery, highlight: bool) -> pb::SearchRequest {
+    let text = if query.phrase {
+        format!("\"{}\"", query.words.join(" "))
+    } else {
+        query.words.join(" ")
+    };
+    let filter = query
+        .dates
+        .as_ref()
+        .map(|(from, to)| format!("date >= \"{from}\" AND date < \"{to}\""))
+        .unwrap_or_default();
+    let facets = if query.facets {
+        ["tags", "source"]
+            .iter()
+            .map(|f| pb::FacetRequest {
+                field: (*f).into(),
+                size: 10,
+                ..Default::default()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    pb::SearchRequest {
+        collection: "news".into(),
+        query: text,
+        filter,
+        facets,
+        page_size: 10,
+        highlight: highlight.then(pb::HighlightOptions::default),
+        ..Default::default()
+    }
+}
+
+/// Channels for `concurrency` clients: one connection per 4 clients.
+async fn channels(addr: &str, concurrency: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..concurrency.div_ceil(4) {
+        out.push(
+            Channel::from_shared(format!("http://{addr}"))?
+                .connect()
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+async fn trove_search(
+    addr: &str,
+    queries: Arc<Vec<BenchQuery>>,
+    concurrency: usize,
+    seconds: f64,
+    highlight: bool,
+) -> anyhow::Result<Load> {
+    let channels = Arc::new(channels(addr, concurrency).await?);
+    drive_tasks(concurrency, seconds, move |i| {
+        let mut client = SearchServiceClient::new(channels[i % channels.len()].clone())
+            .max_decoding_message_size(64 << 20);
+        let request = search_request(&queries[i % queries.len()], highlight);
+        async move {
+            client.search(request).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let mut corpus = Corpus::new(args.seed);
+    let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
+    let jsonl_bytes: usize = docs
+        .iter()
+        .map(|(id, fields)| {
+            let mut line = fields.clone();
+            line.insert("id".into(), id.clone().into());
+            serde_json::to_string(&line).map_or(0, |s| s.len() + 1)
+        })
+        .sum();
+    let bodies: Vec<&str> = docs
+        .iter()
+        .take(1000)
+        .filter_map(|(_, f)| f.get("body").and_then(Value::as_str))
+        .collect();
+    let queries = Arc::new(query_set(
+        args.seed,
+        args.queries,
+        corpus.vocabulary(),
+        &bodies,
+    ));
+    let mb = jsonl_bytes as f64 / 1e6;
+    eprintln!("corpus: {} documents, {mb:.1} MB of JSONL", docs.len());
+
+    // 1. Ingest.
+    let mut trove = Server::spawn(&[], &work.path().join("trove.log"))?;
+    let channel = trove.wait_serving().await?;
+    create_news(&channel, "news").await?;
+    let started = Instant::now();
+    let stream_docs = Arc::new(docs.clone());
+    let requests = (0..stream_docs.len()).map({
+        let docs = stream_docs.clone();
+        move |i| pb::ImportDocumentsRequest {
+            collection: "news".into(),
+            document: Some(pb::Document {
+                id: docs[i].0.clone(),
+                fields: Some(fields_to_struct(docs[i].1.clone())),
+                ..Default::default()
+            }),
+            async_visibility: false,
+        }
+    });
+    let imported = DocumentServiceClient::new(channel.clone())
+        .import_documents(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        imported.failed_count == 0,
+        "import failures: {:?}",
+        imported.failures
+    );
+    let trove_ingest = started.elapsed().as_secs_f64();
+    eprintln!("trove ingest: {trove_ingest:.1} s");
+    drop(stream_docs);
+
+    let started = Instant::now();
+    let tantivy = {
+        let docs = docs.clone();
+        tokio::task::spawn_blocking(move || Tantivy::ingest(&docs)).await??
+    };
+    let tantivy_ingest = started.elapsed().as_secs_f64();
+    eprintln!("tantivy ingest: {tantivy_ingest:.1} s");
+
+    let started = Instant::now();
+    let fts5 = {
+        let (docs, dir) = (docs.clone(), work.path().to_owned());
+        tokio::task::spawn_blocking(move || Fts5::ingest(&dir, &docs)).await??
+    };
+    let fts5_ingest = started.elapsed().as_secs_f64();
+    eprintln!("FTS5 ingest: {fts5_ingest:.1} s");
+
+    // 4. Memory of the trove process with the corpus loaded.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = trove.resident_bytes()?;
+
+    // 2. Search.
+    let tantivy = Arc::new(tantivy);
+    let fts5 = Arc::new(fts5);
+    let mut search = Vec::new();
+    for concurrency in [1, 16] {
+        let t = trove_search(
+            &trove.addr,
+            queries.clone(),
+            concurrency,
+            args.seconds,
+            false,
+        )
+        .await?;
+        eprintln!("trove search c{concurrency}: {:.0} q/s", t.rate());
+        let q = queries.clone();
+        let engine = tantivy.clone();
+        let seconds = args.seconds;
+        let x = tokio::task::spawn_blocking(move || {
+            drive_threads(concurrency, seconds, |_, i| {
+                engine.search(&q[i % q.len()]).map(|_| ())
+            })
+        })
+        .await??;
+        eprintln!("tantivy search c{concurrency}: {:.0} q/s", x.rate());
+        let q = queries.clone();
+        let db = fts5.clone();
+        let f = tokio::task::spawn_blocking(move || {
+            let connections: Vec<_> = (0..concurrency)
+                .map(|_| db.connect().map(std::sync::Mutex::new))
+                .collect::<anyhow::Result<_>>()?;
+            drive_threads(concurrency, seconds, |worker, i| {
+                let conn = connections[worker]
+                    .lock()
+                    .expect("one thread per connection");
+                Fts5::search(&conn, &q[i % q.len()]).map(|_| ())
+            })
+        })
+        .await??;
+        eprintln!("FTS5 search c{concurrency}: {:.0} q/s", f.rate());
+        search.push((concurrency, t, x, f));
+    }
+    let highlighted = trove_search(&trove.addr, queries.clone(), 16, args.seconds, true).await?;
+
+    // 5. Write visibility under the search load.
+    let load = tokio::spawn({
+        let (addr, queries, seconds) = (trove.addr.clone(), queries.clone(), args.seconds);
+        async move { trove_search(&addr, queries, 16, seconds, false).await }
+    });
+    let mut writer = DocumentServiceClient::new(channel.clone());
+    let mut visibility = Latencies::default();
+    let until = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let mut extra = Corpus::new(args.seed ^ 0x5eed);
+    let mut n = 0;
+    while Instant::now() < until {
+        let (_, fields) = extra.next_doc();
+        let t = Instant::now();
+        writer
+            .create_document(pb::CreateDocumentRequest {
+                collection: "news".into(),
+                document: Some(pb::Document {
+                    id: format!("visibility-{n}"),
+                    fields: Some(fields_to_struct(fields)),
+                    ..Default::default()
+                }),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await?;
+        visibility.push(t.elapsed());
+        n += 1;
+    }
+    let under_load = load.await??;
+
+    // 3. Point reads: trove vs a bare tonic server answering the same document.
+    let sample = DocumentServiceClient::new(channel.clone())
+        .get_document(pb::GetDocumentRequest {
+            collection: "news".into(),
+            id: docs[0].0.clone(),
+        })
+        .await?
+        .into_inner();
+    let ids: Arc<Vec<String>> = Arc::new(docs.iter().map(|(id, _)| id.clone()).collect());
+    let get_load = |addr: String, ids: Arc<Vec<String>>| async move {
+        let channels = Arc::new(channels(&addr, 16).await?);
+        drive_tasks(16, args.seconds, move |i| {
+            let mut client = DocumentServiceClient::new(channels[i % channels.len()].clone());
+            let id = ids[(i * 7919) % ids.len()].clone();
+            async move {
+                client
+                    .get_document(pb::GetDocumentRequest {
+                        collection: "news".into(),
+                        id,
+                    })
+                    .await?;
+                Ok(())
+            }
+        })
+        .await
+    };
+    let trove_get = get_load(trove.addr.clone(), ids.clone()).await?;
+    trove.kill9()?;
+    let fixed_path = work.path().join("fixed.pb");
+    std::fs::write(&fixed_path, prost::Message::encode_to_vec(&sample))?;
+    let mut bare = Server::spawn_bench_child(
+        &[
+            "serve-fixed".into(),
+            "--document".into(),
+            fixed_path.to_string_lossy().into(),
+        ],
+        &work.path().join("bare.log"),
+    )?;
+    bare.wait_listening().await?;
+    let bare_get = get_load(bare.addr.clone(), ids).await?;
+    drop(bare);
+
+    // The table.
+    let ratio = |a: f64, b: f64| format!("{:.2}x", a / b);
+    println!(
+        "trove-bench: {} documents ({mb:.1} MB of JSONL), {} queries, {} s per load phase, one run",
+        docs.len(),
+        queries.len(),
+        args.seconds
+    );
+    println!();
+    println!(
+        "| measure | trove (gRPC) | tantivy (in-process) | SQLite FTS5 (in-process) | trove / tantivy | trove / FTS5 | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let per_s = |seconds: f64| docs.len() as f64 / seconds;
+    println!(
+        "| ingest, documents/s | {:.0} | {:.0} | {:.0} | {} | {} | ≥ 0.6x tantivy, ≥ 3x FTS5 |",
+        per_s(trove_ingest),
+        per_s(tantivy_ingest),
+        per_s(fts5_ingest),
+        ratio(tantivy_ingest, trove_ingest),
+        ratio(fts5_ingest, trove_ingest)
+    );
+    println!(
+        "| ingest, MB/s | {:.1} | {:.1} | {:.1} | | | |",
+        mb / trove_ingest,
+        mb / tantivy_ingest,
+        mb / fts5_ingest
+    );
+    for (concurrency, t, x, f) in &search {
+        let target = if *concurrency == 16 {
+            "≥ 0.7x tantivy, ≥ 5x FTS5"
+        } else {
+            ""
+        };
+        println!(
+            "| search c{concurrency}, queries/s | {:.0} | {:.0} | {:.0} | {} | {} | {target} |",
+            t.rate(),
+            x.rate(),
+            f.rate(),
+            ratio(t.rate(), x.rate()),
+            ratio(t.rate(), f.rate())
+        );
+        println!(
+            "| search c{concurrency}, p50 / p99 ms | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | | | |",
+            t.latencies.percentile_ms(50.0),
+            t.latencies.percentile_ms(99.0),
+            x.latencies.percentile_ms(50.0),
+            x.latencies.percentile_ms(99.0),
+            f.latencies.percentile_ms(50.0),
+            f.latencies.percentile_ms(99.0)
+        );
+    }
+    println!(
+        "| search c16 with highlighting, queries/s | {:.0} | | | | | (reported apart) |",
+        highlighted.rate()
+    );
+    println!();
+    println!("| measure | trove | bare tonic | trove / bare | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| GetDocument c16, requests/s ({} byte document) | {:.0} | {:.0} | {} | ≥ 0.8x |",
+        prost::Message::encoded_len(&sample),
+        trove_get.rate(),
+        bare_get.rate(),
+        ratio(trove_get.rate(), bare_get.rate())
+    );
+    println!();
+    println!("| measure | trove | target |");
+    println!("|---|---|---|");
+    println!(
+        "| resident memory / JSONL bytes | {:.2} ({:.0} MB / {mb:.0} MB) | ≤ 1.2 |",
+        rss as f64 / jsonl_bytes as f64,
+        rss as f64 / 1e6
+    );
+    println!(
+        "| single-write visibility under c16 search, p50 / p99 ms ({} writes; search at {:.0} q/s) | {:.2} / {:.2} | p99 ≤ 25 |",
+        visibility.len(),
+        under_load.rate(),
+        visibility.percentile_ms(50.0),
+        visibility.percentile_ms(99.0)
+    );
+    Ok(())
+}
