@@ -55,6 +55,8 @@ pub struct Engine {
     durable: Option<durable::Durable>,
     /// Outcomes of writes that carried a request id.
     requests: Arc<requests::Requests>,
+    /// One permit per core: how many searches run at once.
+    search_slots: tokio::sync::Semaphore,
     /// False until [`Engine::recover`] has loaded the data directory: requests
     /// are refused meanwhile.
     ready: AtomicBool,
@@ -76,6 +78,9 @@ impl Engine {
             pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
             durable: None,
             requests: Arc::default(),
+            search_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             ready: AtomicBool::new(true),
         }
     }
@@ -261,6 +266,13 @@ impl Engine {
     ) -> Result<SearchResults> {
         let collection = self.collection(name)?;
         let (tokens, pins) = (self.tokens.clone(), self.pins.clone());
+        // Searches beyond one per core wait here rather than share the cores: the
+        // writes' commits would otherwise get a sliver of CPU under a search load.
+        let _slot = self
+            .search_slots
+            .acquire()
+            .await
+            .map_err(|e| EngineError::Internal(format!("search slots closed: {e}")))?;
         tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &pins, &request))
             .await
             .map_err(|e| EngineError::Internal(format!("search task failed: {e}")))?
