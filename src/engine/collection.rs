@@ -24,6 +24,7 @@ use super::analysis;
 use super::document::{self, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
+use super::ids::IdCache;
 use super::names::{CollectionName, DocId};
 use super::requests::{Outcome, RequestTag, Requests};
 use super::schema::CollectionSchema;
@@ -101,6 +102,8 @@ pub struct Collection {
     journal: OnceLock<Arc<Journal>>,
     /// The engine's remembered request ids.
     requests: Arc<Requests>,
+    /// Document ids by segment, for search.
+    id_cache: Arc<IdCache>,
     schema: CollectionSchema,
     create_time: i64,
     index: Index,
@@ -199,6 +202,7 @@ impl Collection {
             uid,
             journal: OnceLock::new(),
             requests,
+            id_cache: Arc::default(),
             schema,
             create_time,
             index,
@@ -249,6 +253,11 @@ impl Collection {
     /// Microseconds since the epoch.
     pub fn create_time(&self) -> i64 {
         self.create_time
+    }
+
+    /// Document ids by segment.
+    pub(crate) fn id_cache(&self) -> Arc<IdCache> {
+        self.id_cache.clone()
     }
 
     pub(crate) fn index(&self) -> &Index {
@@ -799,7 +808,14 @@ impl Collection {
         // Reload and snapshot under the lock, so the view's searcher and document
         // map describe the same commit.
         self.reader.reload()?;
-        let view = View::new(self.reader.searcher(), self.docs.read().clone());
+        let searcher = self.reader.searcher();
+        let live = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        self.id_cache.retain(&live);
+        let view = View::new(searcher, self.docs.read().clone());
         *self.view.write() = Arc::new(view);
         Ok(seq)
     }

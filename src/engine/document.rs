@@ -1,6 +1,8 @@
 //! Documents: checking field values against a schema, the compact stored form,
 //! and the tantivy document built for indexing.
 
+use std::cell::RefCell;
+
 use serde_json::Value;
 use tantivy::TantivyDocument;
 use tantivy::schema::Field;
@@ -18,6 +20,46 @@ pub const MAX_SAFE_INTEGER: i64 = 1 << 53;
 
 /// zstd level for stored documents: fast to write, about 2–3× smaller than the JSON.
 const ZSTD_LEVEL: i32 = 3;
+
+/// The largest decompressed document accepted (a stored body names its size).
+const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
+thread_local! {
+    // A zstd context costs more to create than a small document costs to
+    // (de)compress: each thread keeps one of each.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some(compressor) => compressor,
+            empty => empty.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(data)
+    })
+}
+
+fn decompress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(size)) if size <= MAX_DECOMPRESSED_BYTES => size as usize,
+        _ => {
+            return Err(std::io::Error::other(
+                "the frame does not state a usable size",
+            ));
+        }
+    };
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match &mut *cell {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decompressor.decompress(body, size)
+    })
+}
 
 /// A document as the engine hands it out.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,7 +89,7 @@ impl StoredDoc {
     pub fn new(fields: &Fields, version: u64, create_time: i64, update_time: i64) -> Result<Self> {
         let json = serde_json::to_vec(fields)
             .map_err(|e| EngineError::Internal(format!("encoding a document: {e}")))?;
-        let body = zstd::bulk::compress(&json, ZSTD_LEVEL)
+        let body = compress(&json)
             .map_err(|e| EngineError::Internal(format!("compressing a document: {e}")))?;
         Ok(StoredDoc {
             version,
@@ -74,7 +116,7 @@ impl StoredDoc {
 
     /// Decompresses the fields.
     pub fn fields(&self) -> Result<Fields> {
-        let json = zstd::stream::decode_all(&self.body[..])
+        let json = decompress(&self.body)
             .map_err(|e| EngineError::Internal(format!("decompressing a document: {e}")))?;
         serde_json::from_slice(&json)
             .map_err(|e| EngineError::Internal(format!("decoding a document: {e}")))

@@ -9,6 +9,7 @@ mod error;
 mod facet;
 mod filter;
 mod highlight;
+mod ids;
 mod names;
 mod order;
 mod page_token;

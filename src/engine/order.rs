@@ -3,12 +3,14 @@
 //! mixing fields, `_score` and a tie-break on the id need this small collector.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::error::{EngineError, Result};
+use super::ids::{IdCache, SegmentIds};
 use super::schema::{CollectionSchema, FieldType, ID_FIELD};
 
 /// One sort key.
@@ -128,6 +130,7 @@ fn compare_values(keys: &[SortKey], a: &[SortValue], b: &[SortValue]) -> Orderin
 pub struct SortCollector {
     pub keys: Vec<SortKey>,
     pub limit: usize,
+    pub ids: Arc<IdCache>,
 }
 
 enum KeyReader {
@@ -143,6 +146,9 @@ pub struct SortSegmentCollector {
     keys: Vec<SortKey>,
     readers: Vec<KeyReader>,
     ids: Option<StrColumn>,
+    id_text: SegmentIds,
+    /// Reused for each collected document's values.
+    scratch: Vec<SortValue>,
     segment: SegmentOrdinal,
     limit: usize,
     docs: Vec<Sorted>,
@@ -178,6 +184,8 @@ impl Collector for SortCollector {
             keys: self.keys.clone(),
             readers,
             ids: fast.str(ID_FIELD)?,
+            id_text: self.ids.ids(reader)?,
+            scratch: Vec::with_capacity(self.keys.len()),
             segment,
             limit: self.limit,
             docs: Vec::new(),
@@ -206,22 +214,26 @@ fn ord_to_string(column: &Option<StrColumn>, ord: u64) -> Option<String> {
         .then_some(out)
 }
 
-pub(crate) fn read_str(column: &Option<StrColumn>, doc: DocId) -> Option<String> {
-    let column = column.as_ref()?;
-    let ord = column.term_ords(doc).next()?;
-    let mut out = String::new();
-    column.ord_to_str(ord, &mut out).ok()?;
-    Some(out)
+/// The id of `doc` in a segment, from its id column and cached ids.
+pub(crate) fn read_id<'a>(
+    column: &Option<StrColumn>,
+    ids: &'a SegmentIds,
+    doc: DocId,
+) -> Option<&'a str> {
+    let ord = column.as_ref()?.term_ords(doc).next()?;
+    ids.get(usize::try_from(ord).ok()?).map(|id| &**id)
 }
 
 impl SegmentCollector for SortSegmentCollector {
     type Fruit = Vec<Sorted>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let values = self
-            .readers
-            .iter()
-            .map(|reader| match reader {
+        // Values are computed into a reused buffer: most documents fall below the
+        // threshold and must not cost an allocation.
+        let mut values = std::mem::take(&mut self.scratch);
+        values.clear();
+        values.extend(self.readers.iter().map(|reader| {
+            match reader {
                 KeyReader::Score => SortValue::Number(score as f64),
                 KeyReader::Number(c) => c.first(doc).map_or(SortValue::Missing, SortValue::Number),
                 KeyReader::Int(c) => c
@@ -237,17 +249,18 @@ impl SegmentCollector for SortSegmentCollector {
                     .as_ref()
                     .and_then(|c| c.term_ords(doc).next())
                     .map_or(SortValue::Missing, SortValue::Ord),
-            })
-            .collect::<Vec<_>>();
+            }
+        }));
         // Once the buffer has been trimmed, a document worse than the last kept one
         // cannot make the page: skip it before reading its id.
         if let Some(threshold) = &self.threshold {
             if compare_values(&self.keys, &values, threshold) == Ordering::Greater {
+                self.scratch = values;
                 return;
             }
         }
         self.docs.push(Sorted {
-            values,
+            values: values.clone(),
             id: String::new(),
             id_ord: self
                 .ids
@@ -257,6 +270,7 @@ impl SegmentCollector for SortSegmentCollector {
             score,
             address: DocAddress::new(self.segment, doc),
         });
+        self.scratch = values;
         // Keep memory bounded: trim to the best `limit` when the buffer doubles.
         if self.docs.len() >= self.limit.max(64) * 2 {
             let keys = &self.keys;
@@ -272,7 +286,11 @@ impl SegmentCollector for SortSegmentCollector {
         self.docs.truncate(self.limit);
         // Only the kept documents pay for dictionary lookups.
         for sorted in &mut self.docs {
-            sorted.id = ord_to_string(&self.ids, sorted.id_ord).unwrap_or_default();
+            sorted.id = usize::try_from(sorted.id_ord)
+                .ok()
+                .and_then(|ord| self.id_text.get(ord))
+                .map(|id| id.to_string())
+                .unwrap_or_default();
             for (value, reader) in sorted.values.iter_mut().zip(&self.readers) {
                 if let (SortValue::Ord(ord), KeyReader::Str(column)) = (&*value, reader) {
                     *value =

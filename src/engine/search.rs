@@ -11,7 +11,7 @@ use super::error::{EngineError, Result};
 use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
 use super::filter;
 use super::highlight::{self, FieldHighlight, Style};
-use super::order::{self, SortCollector, read_str};
+use super::order::{self, SortCollector, read_id};
 use super::page_token::{PageTokens, Position};
 use super::pins::Pins;
 use super::query::{BlendedStatistics, Builder, MarkKind, QueryOptions};
@@ -162,7 +162,11 @@ pub fn search(
     } else {
         keys
     };
-    let sort = SortCollector { keys, limit: end };
+    let sort = SortCollector {
+        keys,
+        limit: end,
+        ids: collection.id_cache(),
+    };
     let statistics = BlendedStatistics::new(searcher, schema);
     let (sorted, total, facet_counts) = searcher.search_with_statistics_provider(
         &*full_query,
@@ -195,7 +199,7 @@ pub fn search(
 
     let mut hits = Vec::with_capacity(ranked.len());
     for (score, address) in ranked {
-        let document = read_document(&view, address)?;
+        let document = read_document(collection, &view, address)?;
         let mut highlights = Vec::new();
         if let Some((_, style)) = &highlight {
             for (name, analyzer, raw, field_marks) in &mut analyzers {
@@ -308,12 +312,13 @@ fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPla
     Ok((fields, style))
 }
 
-fn read_document(view: &View, address: DocAddress) -> Result<Document> {
+fn read_document(collection: &Collection, view: &View, address: DocAddress) -> Result<Document> {
     let segment = view.searcher.segment_reader(address.segment_ord);
-    let ids = segment.fast_fields().str(ID_FIELD)?;
-    let id = read_str(&ids, address.doc_id)
+    let column = segment.fast_fields().str(ID_FIELD)?;
+    let ids = collection.id_cache().ids(segment)?;
+    let id = read_id(&column, &ids, address.doc_id)
         .ok_or_else(|| EngineError::Internal(format!("no id for {address:?}")))?;
-    let (id, stored) = view.docs.get_key_value(&id_key(&id)?).ok_or_else(|| {
+    let (id, stored) = view.docs.get_key_value(&id_key(id)?).ok_or_else(|| {
         EngineError::Internal(format!("indexed document {id:?} missing from its view"))
     })?;
     stored.to_document(id)
