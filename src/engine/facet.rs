@@ -174,8 +174,19 @@ pub struct FacetCollector {
     pub facets: Vec<Facet>,
 }
 
+/// Counts per term ordinal: dense for the usual keyword field, a map past
+/// [`DENSE_ORDS`] distinct values (a per-query vector that size would cost more
+/// than it saves).
+enum OrdCounts {
+    Dense(Vec<u32>),
+    Sparse(HashMap<u64, u64>),
+}
+
+/// The most distinct values counted in a dense vector.
+const DENSE_ORDS: usize = 1 << 16;
+
 enum Source {
-    Str(Option<StrColumn>, HashMap<u64, u64>),
+    Str(Option<StrColumn>, OrdCounts),
     Int(Column<i64>),
     Float(Column<f64>),
     Bool(Column<bool>),
@@ -221,7 +232,14 @@ impl Collector for FacetCollector {
                     FieldType::Boolean => Source::Bool(fast.bool(&f.field)?),
                     FieldType::Timestamp => Source::Date(fast.date(&f.field)?, f.interval),
                     FieldType::Keyword | FieldType::Text => {
-                        Source::Str(fast.str(&f.field)?, HashMap::new())
+                        let column = fast.str(&f.field)?;
+                        let terms = column.as_ref().map_or(0, |c| c.num_terms());
+                        let counts = if terms <= DENSE_ORDS {
+                            OrdCounts::Dense(vec![0; terms])
+                        } else {
+                            OrdCounts::Sparse(HashMap::new())
+                        };
+                        Source::Str(column, counts)
                     }
                 };
                 Ok((source, HashMap::new()))
@@ -292,7 +310,14 @@ impl SegmentCollector for FacetSegmentCollector {
             match source {
                 Source::Str(Some(column), ords) => {
                     for ord in column.term_ords(doc) {
-                        *ords.entry(ord).or_default() += 1;
+                        match ords {
+                            OrdCounts::Dense(counts) => {
+                                if let Some(count) = counts.get_mut(ord as usize) {
+                                    *count += 1;
+                                }
+                            }
+                            OrdCounts::Sparse(counts) => *counts.entry(ord).or_default() += 1,
+                        }
                     }
                 }
                 Source::Str(None, _) => {}
@@ -337,12 +362,26 @@ impl SegmentCollector for FacetSegmentCollector {
             .map(|(source, mut counts)| {
                 match source {
                     Source::Str(Some(column), ords) => {
-                        let mut value = String::new();
-                        for (ord, count) in ords {
-                            if column.ord_to_str(ord, &mut value).unwrap_or(false) {
-                                *counts.entry(value.clone()).or_default() += count;
+                        // One pass over the dictionary for all the ordinals seen.
+                        let mut seen: Vec<(u64, u64)> = match ords {
+                            OrdCounts::Dense(dense) => dense
+                                .into_iter()
+                                .enumerate()
+                                .filter(|(_, n)| *n > 0)
+                                .map(|(ord, n)| (ord as u64, u64::from(n)))
+                                .collect(),
+                            OrdCounts::Sparse(sparse) => sparse.into_iter().collect(),
+                        };
+                        seen.sort_unstable();
+                        let ords: Vec<u64> = seen.iter().map(|(ord, _)| *ord).collect();
+                        let mut found = seen.iter().map(|(_, n)| *n);
+                        let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                            if let Some(n) = found.next() {
+                                *counts
+                                    .entry(String::from_utf8_lossy(term).into_owned())
+                                    .or_default() += n;
                             }
-                        }
+                        });
                     }
                     Source::Ranges(_, ranges, range_counts)
                     | Source::IntRanges(_, ranges, range_counts) => {

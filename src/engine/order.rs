@@ -149,6 +149,10 @@ pub struct SortSegmentCollector {
     id_text: SegmentIds,
     /// Reused for each collected document's values.
     scratch: Vec<SortValue>,
+    /// Relevance order alone (`_score desc`), the usual case: below the
+    /// threshold's score a document is skipped without computing anything.
+    score_only: bool,
+    threshold_score: Option<Score>,
     segment: SegmentOrdinal,
     limit: usize,
     docs: Vec<Sorted>,
@@ -186,6 +190,14 @@ impl Collector for SortCollector {
             ids: fast.str(ID_FIELD)?,
             id_text: self.ids.ids(reader)?,
             scratch: Vec::with_capacity(self.keys.len()),
+            score_only: matches!(
+                self.keys.as_slice(),
+                [SortKey {
+                    field: None,
+                    descending: true
+                }]
+            ),
+            threshold_score: None,
             segment,
             limit: self.limit,
             docs: Vec::new(),
@@ -228,6 +240,9 @@ impl SegmentCollector for SortSegmentCollector {
     type Fruit = Vec<Sorted>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
+        if self.score_only && self.threshold_score.is_some_and(|t| score < t) {
+            return;
+        }
         // Values are computed into a reused buffer: most documents fall below the
         // threshold and must not cost an allocation.
         let mut values = std::mem::take(&mut self.scratch);
@@ -277,6 +292,7 @@ impl SegmentCollector for SortSegmentCollector {
             self.docs.sort_by(|a, b| compare_in_segment(keys, a, b));
             self.docs.truncate(self.limit);
             self.threshold = self.docs.last().map(|d| d.values.clone());
+            self.threshold_score = self.docs.last().map(|d| d.score);
         }
     }
 
