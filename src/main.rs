@@ -6,6 +6,11 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use trove::config::{Cli, Run};
 
+/// mimalloc: searches and writes allocate many small short-lived objects; glibc's
+/// allocator spent about a tenth of the CPU of a search load (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = match Cli::parse().into_run() {
