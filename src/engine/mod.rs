@@ -20,6 +20,7 @@ mod requests;
 mod robustness;
 mod schema;
 mod search;
+mod search_pool;
 mod suggest;
 pub mod timestamp;
 
@@ -56,8 +57,8 @@ pub struct Engine {
     durable: Option<durable::Durable>,
     /// Outcomes of writes that carried a request id.
     requests: Arc<requests::Requests>,
-    /// One permit per core: how many searches run at once.
-    search_slots: tokio::sync::Semaphore,
+    /// Where searches run: one niced thread per core.
+    search_pool: search_pool::SearchPool,
     /// False until [`Engine::recover`] has loaded the data directory: requests
     /// are refused meanwhile.
     ready: AtomicBool,
@@ -79,7 +80,7 @@ impl Engine {
             pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
             durable: None,
             requests: Arc::default(),
-            search_slots: tokio::sync::Semaphore::new(
+            search_pool: search_pool::SearchPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             ready: AtomicBool::new(true),
@@ -267,16 +268,9 @@ impl Engine {
     ) -> Result<SearchResults> {
         let collection = self.collection(name)?;
         let (tokens, pins) = (self.tokens.clone(), self.pins.clone());
-        // Searches beyond one per core wait here rather than share the cores: the
-        // writes' commits would otherwise get a sliver of CPU under a search load.
-        let _slot = self
-            .search_slots
-            .acquire()
+        self.search_pool
+            .run(move || search::search(&collection, &tokens, &pins, &request))
             .await
-            .map_err(|e| EngineError::Internal(format!("search slots closed: {e}")))?;
-        tokio::task::spawn_blocking(move || search::search(&collection, &tokens, &pins, &request))
-            .await
-            .map_err(|e| EngineError::Internal(format!("search task failed: {e}")))?
     }
 
     /// Completes the last word of `prefix` from the collection `name`.
@@ -288,9 +282,9 @@ impl Engine {
         limit: i32,
     ) -> Result<Vec<(String, u64)>> {
         let collection = self.collection(name)?;
-        tokio::task::spawn_blocking(move || suggest::suggest(&collection, &prefix, &field, limit))
+        self.search_pool
+            .run(move || suggest::suggest(&collection, &prefix, &field, limit))
             .await
-            .map_err(|e| EngineError::Internal(format!("suggest task failed: {e}")))?
     }
 
     /// The tokens the analyzer of `field` in collection `name` makes of `text`.
