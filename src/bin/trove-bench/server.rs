@@ -34,36 +34,33 @@ fn trove_binary() -> anyhow::Result<PathBuf> {
 impl Server {
     /// Starts `trove --no-seeds ARGS…` on a free port, logging to `log`.
     pub fn spawn(args: &[String], log: &Path) -> anyhow::Result<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let out = std::fs::File::create(log)?;
-        let child = Command::new(trove_binary()?)
-            .args(["--listen", &addr, "--no-seeds"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()?;
-        Ok(Server {
-            child,
-            addr,
-            log: log.to_owned(),
-        })
+        let mut after = vec!["--no-seeds".to_string()];
+        after.extend_from_slice(args);
+        Self::spawn_program(&trove_binary()?, &[], &after, log)
     }
 
     /// Starts this benchmark binary itself with `args` and `--listen ADDR`.
     pub fn spawn_bench_child(args: &[String], log: &Path) -> anyhow::Result<Server> {
+        Self::spawn_program(&std::env::current_exe()?, args, &[], log)
+    }
+
+    /// Starts `program BEFORE… --listen ADDR AFTER…` on a free port, logging to `log`.
+    fn spawn_program(
+        program: &Path,
+        before: &[String],
+        after: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let addr = format!("127.0.0.1:{port}");
         let out = std::fs::File::create(log)?;
-        let child = Command::new(std::env::current_exe()?)
-            .args(args)
+        let child = Command::new(program)
+            .args(before)
             .args(["--listen", &addr])
+            .args(after)
+            .env("NO_COLOR", "1")
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())

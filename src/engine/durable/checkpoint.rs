@@ -21,7 +21,7 @@ use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
 
 use super::frame::{self, Next};
 use super::record::{self, CollectionRecord, DocRecord, RequestRecord};
-use super::sync_dir;
+use super::{damaged, io, sync_dir};
 use crate::engine::collection::DocMap;
 use crate::engine::document::StoredDoc;
 use crate::engine::error::{EngineError, Result};
@@ -227,15 +227,4 @@ impl DocRecord {
             StoredDoc::from_parts(self.version, self.create_time, self.update_time, self.body);
         Ok((id, stored))
     }
-}
-
-fn io(action: &str, path: &Path, err: &std::io::Error) -> EngineError {
-    EngineError::storage(&format!("{action} {}", path.display()), err)
-}
-
-fn damaged(path: &Path, offset: usize, what: &str) -> EngineError {
-    EngineError::DataDamaged(format!(
-        "{} is damaged at offset {offset}: {what}",
-        path.display()
-    ))
 }

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 
 use super::frame::{self, Next};
 use super::record::{self, Op, Record};
-use super::sync_dir;
+use super::{damaged, io, sync_dir};
 use crate::engine::error::{EngineError, Result};
 
 /// When appended records reach the disk.
@@ -358,15 +358,4 @@ fn write_new_segment(path: &Path) -> Result<()> {
     file.write_all(SEGMENT_MAGIC)
         .and_then(|()| file.sync_all())
         .map_err(|e| EngineError::storage(&format!("writing {}", path.display()), &e))
-}
-
-fn io(action: &str, path: &Path, err: &std::io::Error) -> EngineError {
-    EngineError::storage(&format!("{action} {}", path.display()), err)
-}
-
-fn damaged(path: &Path, offset: usize, what: &str) -> EngineError {
-    EngineError::DataDamaged(format!(
-        "{} is damaged at offset {offset}: {what}",
-        path.display()
-    ))
 }

@@ -329,6 +329,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io("syncing", dir, &e))
 }
 
+/// A failed file operation on `path`: StorageFull or StorageUnavailable.
 fn io(action: &str, path: &Path, err: &std::io::Error) -> EngineError {
     EngineError::storage(&format!("{action} {}", path.display()), err)
+}
+
+/// Damage found in `path` at `offset`: start-up stops.
+fn damaged(path: &Path, offset: usize, what: &str) -> EngineError {
+    EngineError::DataDamaged(format!(
+        "{} is damaged at offset {offset}: {what}",
+        path.display()
+    ))
 }
