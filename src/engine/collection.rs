@@ -273,12 +273,10 @@ impl Collection {
     pub fn stats(&self) -> Stats {
         let document_count = self.docs.read().len() as u64;
         let doc_bytes = self.write.lock().doc_bytes;
-        let index_bytes = self
-            .view()
-            .searcher
-            .space_usage()
-            .map(|usage| usage.total().get_bytes())
-            .unwrap_or(0);
+        // Every file the index holds in memory, including those of older
+        // commits still pinned by a view. (tantivy's `space_usage` fails on some
+        // segments and would report a partial figure.)
+        let index_bytes = self.directory.total_mem_usage() as u64;
         Stats {
             document_count,
             memory_bytes: doc_bytes as u64 + index_bytes,
