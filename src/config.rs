@@ -107,6 +107,23 @@ pub struct Config {
     /// log has grown by this many bytes.
     #[arg(long, env = "TROVE_CHECKPOINT_BYTES", default_value_t = DEFAULT_CHECKPOINT_BYTES)]
     pub checkpoint_bytes: u64,
+    /// A TOML file of API keys (`[[keys]]` with `key`, `scope` = read | write |
+    /// admin, optional `collections` and `rate_per_s`). Requests must then send
+    /// `authorization: Bearer <key>`; SIGHUP reloads the file.
+    #[arg(long, env = "TROVE_API_KEYS")]
+    pub api_keys: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TROVE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "TROVE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: accept only clients with a certificate signed by this CA (PEM).
+    #[arg(long, env = "TROVE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without API keys.
+    #[arg(long, env = "TROVE_INSECURE")]
+    pub insecure: bool,
 }
 
 /// The default log growth between checkpoints.
@@ -167,6 +184,11 @@ impl Config {
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             snapshot_dir: None,
             from_snapshot: None,
+            api_keys: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            insecure: false,
         }
     }
 }

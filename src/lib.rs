@@ -10,6 +10,7 @@
 //!   [`import`] is `trove import`, a gRPC client for bulk loads.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod import;

@@ -11,25 +11,8 @@ use trove::config::{Cli, Run};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc.h (the same in its v2 and v3).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-fn main() -> anyhow::Result<()> {
-    // Return freed memory to the OS at once. By default mimalloc delays it and
-    // runs the delayed purges only on later allocator calls, so the memory an
-    // import's indexing and merges freed stayed resident while the server was
-    // idle: 583 MB against 457 MB after importing the benchmark's 100,000
-    // documents, at no measurable cost to search throughput (BENCHMARKS.md).
-    // SAFETY: sets a plain option value; no other thread exists yet.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(run())
-}
-
-async fn run() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let config = match Cli::parse().into_run() {
         Run::Serve(config) => config,
         Run::Import(args) => {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -20,6 +21,7 @@ use crate::api::pb::document_service_server::DocumentServiceServer;
 use crate::api::pb::search_service_server::SearchServiceServer;
 use crate::api::pb::snapshot_service_server::SnapshotServiceServer;
 use crate::api::{self, map_transport_status};
+use crate::auth::{AuthLayer, Keys};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::durable::DataDir;
@@ -76,6 +78,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let keys = match &config.api_keys {
+        Some(path) => Some(Arc::new(Keys::load(path)?)),
+        None if !addr.ip().is_loopback() && !config.insecure => anyhow::bail!(
+            "refusing to serve {addr} without API keys: anyone who can reach it could read and \
+             change every collection. Give --api-keys FILE, listen on a loopback address, or \
+             pass --insecure to accept this"
+        ),
+        None => None,
+    };
+    if let Some(keys) = &keys {
+        tracing::info!(keys = keys.len(), "API keys loaded");
+        spawn_key_reloader(keys.clone())?;
+    }
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
 
@@ -114,12 +130,16 @@ pub async fn serve(
         root: config.snapshot_root(),
     }));
 
-    let addr = listener.local_addr()?;
     // TCP_NODELAY: without it, a response larger than one segment waits for the
     // client's delayed ACK (about 40 ms per call).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(&config)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .layer(WireStatusLayer)
+        .layer(AuthLayer::new(keys))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -211,6 +231,50 @@ pub async fn serve(
         Err(err) => tracing::error!(%err, "final checkpoint failed"),
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The TLS settings of `--tls-cert`, `--tls-key` and `--tls-client-ca`.
+fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
+    };
+    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return Ok(None),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let identity = Identity::from_pem(
+        read(cert, "TLS certificate")?,
+        read(key, "TLS private key")?,
+    );
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "TLS client CA")?));
+    }
+    Ok(Some(tls))
+}
+
+/// Reloads `keys` on every SIGHUP; a file that does not load leaves the keys in
+/// use unchanged.
+fn spawn_key_reloader(keys: Arc<Keys>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match keys.reload() {
+                    Ok(count) => tracing::info!(keys = count, "API keys reloaded"),
+                    Err(err) => {
+                        tracing::error!("API keys not reloaded, the previous ones stay: {err:#}")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = keys;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use super::collection_name;
 use crate::api::paging;
 use crate::api::pb::collection_service_server::CollectionService;
 use crate::api::{self, pb};
+use crate::auth::{Access, check_access, check_collection};
 use crate::engine::{CollectionSchema, Engine, page_size};
 
 /// Serves `CollectionService` from the engine.
@@ -21,6 +22,7 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
+        let access = request.extensions().get::<Access>().cloned();
         let pb::CreateCollectionRequest {
             collection,
             request_id,
@@ -39,6 +41,7 @@ impl CollectionService for CollectionHandler {
                 "collection is required",
             ))
         })?;
+        check_access(access.as_ref(), &name)?;
         let name = collection_name(&name, "collection.name")?;
         let schema = CollectionSchema::new(&api::field_specs(fields)?)?.with_synonyms(&synonyms)?;
         let created = self
@@ -52,6 +55,7 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::GetCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
+        check_collection(&request, &request.get_ref().name)?;
         let name = collection_name(&request.get_ref().name, "name")?;
         let collection = self.engine.collection(&name)?;
         Ok(Response::new(api::wire_collection(&collection)))
@@ -61,6 +65,7 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let access = request.extensions().get::<Access>().cloned();
         let pb::ListCollectionsRequest {
             page_size: size,
             page_token,
@@ -69,7 +74,16 @@ impl CollectionService for CollectionHandler {
         let after = paging::decode_after(&page_token)?
             .map(|name| collection_name(&name, "page_token"))
             .transpose()?;
-        let mut collections = self.engine.list_collections(after.as_ref(), limit + 1)?;
+        let mut collections = match access {
+            // A key limited to some collections sees only those.
+            Some(access) if access.collections.is_some() => {
+                let mut all = self.engine.list_collections(after.as_ref(), usize::MAX)?;
+                all.retain(|c| access.allows(c.name().as_str()));
+                all.truncate(limit + 1);
+                all
+            }
+            _ => self.engine.list_collections(after.as_ref(), limit + 1)?,
+        };
         let next_page_token = paging::next_token(&mut collections, limit, |c| c.name().to_string());
         Ok(Response::new(pb::ListCollectionsResponse {
             collections: collections
@@ -84,6 +98,7 @@ impl CollectionService for CollectionHandler {
         &self,
         request: Request<pb::DeleteCollectionRequest>,
     ) -> Result<Response<()>, Status> {
+        check_collection(&request, &request.get_ref().name)?;
         let pb::DeleteCollectionRequest { name, request_id } = request.into_inner();
         let name = collection_name(&name, "name")?;
         self.engine.delete_collection(&name, &request_id).await?;

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{collection_name, doc_id};
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
+use crate::auth::{Access, check_access, check_collection};
 use crate::engine::{Collection, DocId, Engine, EngineError, Fields, Patch, Update, page_size};
 
 /// Documents applied per lock acquisition during an import.
@@ -34,6 +35,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::CreateDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::CreateDocumentRequest {
             collection,
             document,
@@ -53,6 +55,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::GetDocumentRequest { collection, id } = request.into_inner();
         let collection = self.collection(&collection)?;
         let doc = collection.get(&doc_id(&id, "id")?)?;
@@ -63,6 +66,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::UpdateDocumentRequest>,
     ) -> Result<Response<pb::Document>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::UpdateDocumentRequest {
             collection,
             document,
@@ -105,6 +109,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::DeleteDocumentRequest>,
     ) -> Result<Response<()>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::DeleteDocumentRequest {
             collection,
             id,
@@ -124,6 +129,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::ListDocumentsRequest>,
     ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::ListDocumentsRequest {
             collection,
             page_size: size,
@@ -146,6 +152,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<pb::BatchGetDocumentsRequest>,
     ) -> Result<Response<pb::BatchGetDocumentsResponse>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::BatchGetDocumentsRequest { collection, ids } = request.into_inner();
         let collection = self.collection(&collection)?;
         if ids.len() > MAX_BATCH_GET {
@@ -170,6 +177,7 @@ impl DocumentService for DocumentHandler {
         &self,
         request: Request<Streaming<pb::ImportDocumentsRequest>>,
     ) -> Result<Response<pb::ImportDocumentsResponse>, Status> {
+        let access = request.extensions().get::<Access>().cloned();
         let mut stream = request.into_inner();
         let mut collection = None;
         let mut wait = true;
@@ -195,6 +203,7 @@ impl DocumentService for DocumentHandler {
             } = message;
             let target = match &collection {
                 None => {
+                    check_access(access.as_ref(), &name)?;
                     let target = self
                         .engine
                         .collection(&collection_name(&name, "collection")?)?;

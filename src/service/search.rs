@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb::search_service_server::SearchService;
 use crate::api::{self, pb};
+use crate::auth::check_collection;
 use crate::engine::{Analyzer, Engine, EngineError};
 
 /// The longest text Analyze accepts, in bytes.
@@ -23,6 +24,7 @@ impl SearchService for SearchHandler {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let (collection, search, mask) = api::search_request(request.into_inner())?;
         let name = collection_name(&collection, "collection")?;
         let results = self.engine.search(&name, search).await?;
@@ -33,6 +35,7 @@ impl SearchService for SearchHandler {
         &self,
         request: Request<pb::SuggestRequest>,
     ) -> Result<Response<pb::SuggestResponse>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
         let pb::SuggestRequest {
             collection,
             prefix,
@@ -56,6 +59,9 @@ impl SearchService for SearchHandler {
         &self,
         request: Request<pb::AnalyzeRequest>,
     ) -> Result<Response<pb::AnalyzeResponse>, Status> {
+        if !request.get_ref().collection.is_empty() {
+            check_collection(&request, &request.get_ref().collection)?;
+        }
         let pb::AnalyzeRequest {
             analyzer,
             collection,

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb;
 use crate::api::pb::snapshot_service_server::SnapshotService;
+use crate::auth::{Access, check_collection};
 use crate::engine::durable::{SnapshotInfo, snapshot_dir};
 use crate::engine::{CollectionName, Engine, EngineError};
 
@@ -23,6 +24,23 @@ fn names(collections: &[String]) -> Result<Vec<CollectionName>, Status> {
         .enumerate()
         .map(|(i, name)| collection_name(name, &format!("collections[{i}]")))
         .collect()
+}
+
+/// A key limited to some collections must name them, all within its limit
+/// (an empty list means every collection).
+fn check_scope<T>(request: &Request<T>, collections: &[String]) -> Result<(), Status> {
+    let limited = request
+        .extensions()
+        .get::<Access>()
+        .is_some_and(|access| access.collections.is_some());
+    if limited && collections.is_empty() {
+        return Err(Status::permission_denied(
+            "this key is limited to some collections: name them in `collections`",
+        ));
+    }
+    collections
+        .iter()
+        .try_for_each(|name| check_collection(request, name))
 }
 
 fn wire(info: SnapshotInfo) -> pb::Snapshot {
@@ -54,6 +72,7 @@ impl SnapshotService for SnapshotHandler {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
+        check_scope(&request, &request.get_ref().collections)?;
         let pb::CreateSnapshotRequest { name, collections } = request.into_inner();
         let collections = names(&collections)?;
         let (engine, root) = (self.engine.clone(), self.root.clone());
@@ -76,6 +95,7 @@ impl SnapshotService for SnapshotHandler {
         &self,
         request: Request<pb::RestoreSnapshotRequest>,
     ) -> Result<Response<pb::Snapshot>, Status> {
+        check_scope(&request, &request.get_ref().collections)?;
         let pb::RestoreSnapshotRequest { name, collections } = request.into_inner();
         let collections = names(&collections)?;
         let dir = snapshot_dir(&self.root, &name)?;

@@ -1,6 +1,7 @@
 //! Integration tests: each test starts the real server on an ephemeral port and
 //! drives it through the generated tonic clients.
 
+mod auth;
 mod collections;
 mod documents;
 mod durable;
@@ -12,4 +13,5 @@ mod process;
 mod query;
 mod search;
 mod snapshots;
+mod tls;
 mod wire;
