@@ -1,7 +1,9 @@
 """Interop checks against a running trove server (see run.sh).
 
 1. Every ```sh block of README.md and docs/QUERY.md that runs grpcurl is run as written (with the
-   address replaced); when the README shows the output in the next fenced block,
+   address replaced), and those of docs/SECURITY.md against a second server with TLS
+   and API keys set up as that page says (`prepare-secure DIR` writes its key file
+   and runs its openssl commands in DIR); when the README shows the output in the next fenced block,
    each line shown (but "…") must appear in the real output, and a shown "ERROR:"
    means the command must fail.
 2. Python grpcio: health for every service, reflection (v1alpha, as grpcurl 1.8
@@ -21,7 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-ADDR = sys.argv[1]
+ADDR = sys.argv[1] if len(sys.argv) > 1 else ""
 failures = 0
 passed = 0
 
@@ -57,10 +59,28 @@ def doc_blocks(path):
         yield body, shown
 
 
-def run_doc_examples(path):
+def fenced(path, lang, starts_with):
+    """The first fenced block of `path` in `lang` whose text starts with `starts_with`."""
+    text = open(path, encoding="utf-8").read()
+    for block_lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S):
+        if block_lang == lang and body.lstrip().startswith(starts_with):
+            return body
+    raise SystemExit(f"{path} has no {lang!r} block starting with {starts_with!r}")
+
+
+def prepare_secure(directory):
+    """Writes docs/SECURITY.md's key file and runs its openssl commands in `directory`."""
+    doc = "docs/SECURITY.md"
+    with open(f"{directory}/keys.toml", "w", encoding="utf-8") as keys:
+        keys.write(fenced(doc, "toml", "[[keys]]"))
+    commands = fenced(doc, "", "openssl")
+    subprocess.run(["bash", "-c", "set -e\n" + commands], cwd=directory, check=True, capture_output=True)
+
+
+def run_doc_examples(path, replace=("localhost:50051", ADDR), cwd=None):
     for body, shown in doc_blocks(path):
-        script = body.replace("localhost:50051", ADDR)
-        result = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60)
+        script = body.replace(*replace)
+        result = subprocess.run(["bash", "-c", "set -e\n" + script], capture_output=True, text=True, timeout=60, cwd=cwd)
         output = result.stdout + result.stderr
         first = body.strip().splitlines()[0]
         expect_error = shown is not None and "ERROR:" in shown
@@ -128,9 +148,19 @@ def main():
     grpcio_checks()
     run_doc_examples("README.md")
     run_doc_examples("docs/QUERY.md")
+    secure_port, secure_dir = sys.argv[2], sys.argv[3]
+    channel = grpc.secure_channel(
+        f"localhost:{secure_port}",
+        grpc.ssl_channel_credentials(open(f"{secure_dir}/ca.pem", "rb").read()),
+    )
+    wait_serving(channel)
+    run_doc_examples("docs/SECURITY.md", ("localhost:50052", f"localhost:{secure_port}"), cwd=secure_dir)
     print(f"interop: {passed} passed, {failures} failed in {time.time() - started:.1f}s")
     sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "prepare-secure":
+        prepare_secure(sys.argv[2])
+    else:
+        main()
