@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server (the default).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Load a JSONL file (one JSON object per line) or a directory of seed-style text
     /// files into a collection of a running server, through ImportDocuments.
     Import(ImportArgs),
@@ -60,7 +60,7 @@ pub struct ImportArgs {
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Run {
-    Serve(Config),
+    Serve(Box<Config>),
     Import(ImportArgs),
 }
 
@@ -121,9 +121,37 @@ pub struct Config {
     /// Mutual TLS: accept only clients with a certificate signed by this CA (PEM).
     #[arg(long, env = "TROVE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address (e.g. 127.0.0.1:9090).
+    #[arg(long, env = "TROVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// The most requests in progress at once, over all connections; beyond it a
+    /// request is answered RESOURCE_EXHAUSTED at once (health is never refused).
+    #[arg(long, env = "TROVE_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+    /// The most concurrent streams (requests) one HTTP/2 connection may open.
+    #[arg(long, env = "TROVE_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS)]
+    pub max_concurrent_streams: u32,
+    /// Close connections older than this (e.g. `10m`), after their requests finish,
+    /// so that clients reconnect and spread over the servers behind a balancer.
+    #[arg(long, env = "TROVE_MAX_CONNECTION_AGE", value_parser = parse_age)]
+    pub max_connection_age: Option<std::time::Duration>,
     /// Allow listening on a non-loopback address without API keys.
     #[arg(long, env = "TROVE_INSECURE")]
     pub insecure: bool,
+}
+
+/// The default bound on requests in progress.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// The default bound on streams per connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// Parses a connection age (`30s`, `10m`).
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let age = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if age.is_zero() {
+        return Err(format!("{text:?}: the age must be above 0"));
+    }
+    Ok(age)
 }
 
 /// The default log growth between checkpoints.
@@ -165,7 +193,7 @@ impl Cli {
         match self.command {
             Some(Command::Serve(config)) => Run::Serve(config),
             Some(Command::Import(args)) => Run::Import(args),
-            None => Run::Serve(self.serve),
+            None => Run::Serve(Box::new(self.serve)),
         }
     }
 }
@@ -188,6 +216,10 @@ impl Config {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            metrics_listen: None,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_connection_age: None,
             insecure: false,
         }
     }
@@ -199,7 +231,7 @@ mod tests {
 
     fn serve(args: &[&str]) -> Config {
         match Cli::parse_from(args).into_run() {
-            Run::Serve(config) => config,
+            Run::Serve(config) => *config,
             Run::Import(_) => panic!("{args:?} is not serve"),
         }
     }

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod import;
+pub mod metrics;
+pub mod overload;
 pub mod seeds;
 pub mod server;
 pub mod service;

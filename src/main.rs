@@ -14,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = match Cli::parse().into_run() {
-        Run::Serve(config) => config,
+        Run::Serve(config) => *config,
         Run::Import(args) => {
             let quiet = args.quiet;
             trove::import::run(&args, !quiet).await?;

@@ -15,6 +15,8 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api::pb::collection_service_server::CollectionServiceServer;
 use crate::api::pb::document_service_server::DocumentServiceServer;
@@ -25,6 +27,8 @@ use crate::auth::{AuthLayer, Keys};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::durable::DataDir;
+use crate::metrics::MetricsLayer;
+use crate::overload::ShedLayer;
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
 
@@ -32,6 +36,10 @@ use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, Snapshot
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
 /// The largest response message sent (a page of up to 1000 documents).
 pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
+/// HTTP/2 pings on idle connections find dead peers.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a ping may go unanswered before the connection is closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often pending asynchronous writes are made visible.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -133,11 +141,30 @@ pub async fn serve(
     // TCP_NODELAY: without it, a response larger than one segment waits for the
     // client's delayed ACK (about 40 ms per call).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut builder = Server::builder();
+    if let Some(metrics_addr) = config.metrics_listen {
+        crate::metrics::install(metrics_addr)?;
+        tracing::info!(addr = %metrics_addr, "serving metrics");
+    }
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    if let Some(age) = config.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
     if let Some(tls) = tls_config(&config)? {
         builder = builder.tls_config(tls)?;
     }
     let server = builder
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(request_span)
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(MetricsLayer)
+        .layer(ShedLayer::new(config.max_concurrent_requests))
         .layer(WireStatusLayer)
         .layer(AuthLayer::new(keys))
         .add_service(health)
@@ -211,6 +238,7 @@ pub async fn serve(
                 if let Err(err) = engine.refresh_all().await {
                     tracing::error!(%err, "refresh failed");
                 }
+                crate::metrics::sample(&engine);
                 // In the background: at most one runs, and refreshes go on meanwhile.
                 let checkpointer = engine.clone();
                 tokio::task::spawn_blocking(move || {
@@ -232,6 +260,17 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Each request's span names its method and request id (the client's
+/// `x-request-id`, or a generated UUID; either is echoed in the response).
+fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("request", method = %request.uri().path(), request_id = %id)
 }
 
 /// The TLS settings of `--tls-cert`, `--tls-key` and `--tls-client-ca`.

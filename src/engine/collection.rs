@@ -12,6 +12,7 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use imbl::OrdMap;
 use parking_lot::{Mutex, RwLock};
@@ -756,9 +757,12 @@ impl Collection {
 
     /// Waits until a published view covers write `seq`, committing if no one else is.
     async fn wait_visible(self: &Arc<Self>, seq: u64) -> Result<()> {
+        let started = Instant::now();
         let mut visible = self.visible.subscribe();
         loop {
             if *visible.borrow_and_update() >= seq {
+                metrics::histogram!("trove_write_visibility_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 return Ok(());
             }
             if !self.committing.swap(true, Ordering::AcqRel) {
@@ -777,7 +781,10 @@ impl Collection {
     /// Commits every applied write and publishes a new view. Must be called with
     /// `committing` set; clears it.
     fn commit(&self) -> Result<()> {
+        let started = Instant::now();
         let result = self.commit_inner();
+        metrics::histogram!("trove_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.committing.store(false, Ordering::Release);
         match &result {
             Ok(seq) => {

@@ -8,6 +8,7 @@ mod durable;
 mod harness;
 mod import;
 mod inspect;
+mod overload;
 mod paging;
 mod process;
 mod query;

@@ -267,3 +267,39 @@ async fn a_passed_client_deadline_is_deadline_exceeded() {
     assert_eq!(s.find(query("c", "")).await.total_size, 0, "still serving");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let mut s = Server::start().await;
+    s.create_test_collection("news").await;
+
+    let mut request = tonic::Request::new(query("news", "anything"));
+    request
+        .metadata_mut()
+        .insert("x-request-id", "client-chosen-17".parse().unwrap());
+    let response = s.search.search(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "client-chosen-17"
+    );
+
+    // Without one, the server makes a UUID; errors carry it too.
+    let err = s.search.search(query("missing", "x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let generated = err
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+
+    let response = s.search.search(query("news", "anything")).await.unwrap();
+    let other = response
+        .metadata()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(uuid::Uuid::parse_str(other).is_ok() && other != generated);
+}

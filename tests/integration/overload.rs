@@ -1,0 +1,164 @@
+//! Load shedding and metrics.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use trove::api::pb;
+use trove::config::Config;
+
+use crate::harness::{Server, doc, query};
+use crate::process::Process;
+
+#[tokio::test]
+async fn requests_beyond_the_bound_are_shed_at_once_and_health_still_answers() {
+    let mut config = Config::for_tests();
+    config.max_concurrent_requests = 1;
+    let mut s = Server::start_with(config).await;
+    s.create_test_collection("news").await;
+
+    // An import that stays open holds the one place. (If it arrives while a
+    // search of the loop below holds the place, it is itself shed: start another.)
+    let start_import = |s: &Server| {
+        let (tx, rx) = mpsc::channel(4);
+        let mut client = s.documents.clone();
+        tokio::spawn(async move {
+            tx.send(pb::ImportDocumentsRequest {
+                collection: "news".into(),
+                document: Some(doc("held", json!({"title": "held"}))),
+                async_visibility: false,
+            })
+            .await
+            .unwrap();
+            let response = client.import_documents(ReceiverStream::new(rx)).await;
+            (tx, response)
+        })
+    };
+    let mut import = start_import(&s);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shed = loop {
+        if import.is_finished() {
+            let (_, response) = import.await.unwrap();
+            assert_eq!(response.unwrap_err().code(), Code::ResourceExhausted);
+            import = start_import(&s);
+        }
+        match s.search.search(query("news", "held")).await {
+            Err(status) if status.code() == Code::ResourceExhausted => break status,
+            Ok(_) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "never shed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(shed.message().contains("limit of 1"), "{shed:?}");
+    let health = s
+        .health
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status, 1);
+
+    // When the import ends (its sender dropped), requests are admitted again.
+    import.abort();
+    let _ = import.await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(status) = s.search.search(query("news", "held")).await {
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(Instant::now() < deadline, "never admitted again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.stop().await;
+}
+
+/// `GET /metrics` from `addr`, as text.
+fn scrape(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: trove\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_method_and_code_and_report_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let mut process = Process::start(
+        &dir.path().join("data"),
+        &["--metrics-listen", &metrics_addr],
+    )
+    .await;
+    let mut clients = process.connect().await;
+    clients
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "news".into(),
+                fields: crate::harness::test_fields(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for id in ["a", "b", "c"] {
+        clients
+            .documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: "news".into(),
+                document: Some(doc(id, json!({"title": "Metrics"}))),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    clients
+        .search
+        .search(query("news", "metrics"))
+        .await
+        .unwrap();
+    let err = clients
+        .search
+        .search(query("missing", "metrics"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Gauges are sampled every second.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = scrape(&metrics_addr);
+        if text.contains("trove_collection_documents{collection=\"news\"} 3") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for line in [
+        "trove_requests_total{method=\"/trove.v1.DocumentService/CreateDocument\",code=\"Ok\"} 3",
+        "trove_requests_total{method=\"/trove.v1.SearchService/Search\",code=\"Ok\"} 1",
+        "trove_requests_total{method=\"/trove.v1.SearchService/Search\",code=\"NotFound\"} 1",
+        "trove_request_duration_seconds_count{method=\"/trove.v1.SearchService/Search\"} 2",
+        "trove_write_visibility_seconds_count 3",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+    for name in [
+        "trove_collection_memory_bytes{collection=\"news\"}",
+        "trove_commit_duration_seconds_bucket",
+        "trove_resident_memory_bytes",
+    ] {
+        assert!(text.contains(name), "missing {name}:\n{text}");
+    }
+}
