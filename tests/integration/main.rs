@@ -2,6 +2,7 @@
 //! drives it through the generated tonic clients.
 
 mod auth;
+mod bad_input;
 mod collections;
 mod documents;
 mod durable;
