@@ -169,6 +169,11 @@ impl Collector for SortCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
+        if super::search_pool::cancelled() {
+            return Err(tantivy::TantivyError::InternalError(
+                "the request was cancelled".into(),
+            ));
+        }
         let fast = reader.fast_fields();
         let readers = self
             .keys

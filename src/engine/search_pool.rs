@@ -8,7 +8,9 @@
 //! almost as if the searches were not there. Written by hand: a handful of lines
 //! over a channel, where a thread-pool crate would not set the priority either.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +20,37 @@ use super::error::{EngineError, Result};
 const SEARCH_NICE: libc::c_int = 5;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// The cancellation flag of the job running on this search thread.
+    static CURRENT: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Whether the caller of the job running on this thread has gone away (its
+/// deadline passed, or the client cancelled): the job should stop. Collectors
+/// check it between segments.
+pub fn cancelled() -> bool {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    })
+}
+
+/// Sets its flag when dropped before `done`: the waiting future was dropped.
+struct CancelOnDrop {
+    flag: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.done {
+            self.flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
 
 pub struct SearchPool {
     jobs: Sender<Job>,
@@ -39,23 +72,37 @@ impl SearchPool {
     }
 
     /// Runs `f` on a search thread. A panic in `f` is an internal error, not a
-    /// lost thread.
+    /// lost thread. If the returned future is dropped (the request's deadline
+    /// passed or its client went away), a job still queued does not run and a
+    /// running one sees [`cancelled`].
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let mut guard = CancelOnDrop {
+            flag: Arc::new(AtomicBool::new(false)),
+            done: false,
+        };
+        let flag = guard.flag.clone();
         let job: Job = Box::new(move || {
+            if flag.load(Ordering::Relaxed) {
+                return;
+            }
+            CURRENT.with(|current| *current.borrow_mut() = Some(flag));
             let outcome = catch_unwind(AssertUnwindSafe(f))
                 .unwrap_or_else(|_| Err(EngineError::Internal("a search panicked".into())));
+            CURRENT.with(|current| *current.borrow_mut() = None);
             let _ = done.send(outcome);
         });
         self.jobs
             .send(job)
             .map_err(|_| EngineError::Internal("the search threads are gone".into()))?;
-        result
+        let outcome = result
             .await
-            .map_err(|_| EngineError::Internal("a search thread dropped its job".into()))?
+            .map_err(|_| EngineError::Internal("a search thread dropped its job".into()))?;
+        guard.done = true;
+        outcome
     }
 }
 
@@ -74,5 +121,50 @@ fn work(queue: &Mutex<Receiver<Job>>) {
             Ok(job) => job(),
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dropped_request_skips_its_queued_job_and_stops_a_running_one() {
+        let pool = SearchPool::new(1);
+        // A running job that waits until it is cancelled, then until released.
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let saw_cancel = Arc::new(AtomicBool::new(false));
+        let saw = saw_cancel.clone();
+        let running = pool.run(move || {
+            let _ = started_tx.send(());
+            while !cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            saw.store(true, Ordering::Relaxed);
+            let _ = release_rx.recv();
+            Ok(())
+        });
+        // A job queued behind it.
+        let queued_ran = Arc::new(AtomicBool::new(false));
+        let ran = queued_ran.clone();
+        let queued = pool.run(move || {
+            ran.store(true, Ordering::Relaxed);
+            Ok(())
+        });
+        // Both callers give up once the first job runs (as at a deadline).
+        let both = async { tokio::join!(running, queued) };
+        tokio::select! {
+            _ = both => panic!("the jobs finished"),
+            started = started_rx => started.unwrap(),
+        }
+        release_tx.send(()).unwrap();
+        // The thread is free again; the queued job never ran.
+        pool.run(|| Ok(())).await.unwrap();
+        assert!(saw_cancel.load(Ordering::Relaxed));
+        assert!(!queued_ran.load(Ordering::Relaxed));
+        assert!(!cancelled(), "no flag outside a job");
     }
 }
