@@ -135,6 +135,10 @@ pub struct Config {
     /// so that clients reconnect and spread over the servers behind a balancer.
     #[arg(long, env = "TROVE_MAX_CONNECTION_AGE", value_parser = parse_age)]
     pub max_connection_age: Option<std::time::Duration>,
+    /// Refuse writes (RESOURCE_EXHAUSTED) before the process's resident memory
+    /// would exceed this (e.g. `4GiB`); reads and deletes go on.
+    #[arg(long, env = "TROVE_MAX_MEMORY", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
     /// Allow listening on a non-loopback address without API keys.
     #[arg(long, env = "TROVE_INSECURE")]
     pub insecure: bool,
@@ -144,6 +148,15 @@ pub struct Config {
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 1024;
 /// The default bound on streams per connection.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// Parses a size (`512MiB`, `4GB`, `1073741824`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    if size.as_u64() == 0 {
+        return Err(format!("{text:?}: the size must be above 0"));
+    }
+    Ok(size.as_u64())
+}
 
 /// Parses a connection age (`30s`, `10m`).
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
@@ -220,6 +233,7 @@ impl Config {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_connection_age: None,
+            max_memory: None,
             insecure: false,
         }
     }

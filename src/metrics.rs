@@ -124,18 +124,9 @@ pub fn sample(engine: &Engine) {
         gauge!("trove_collection_memory_bytes", "collection" => name)
             .set(stats.memory_bytes as f64);
     }
-    if let Some(bytes) = resident_bytes() {
+    if let Some(bytes) = crate::overload::resident_bytes() {
         gauge!("trove_resident_memory_bytes").set(bytes as f64);
     }
-}
-
-/// The resident set of this process, from `/proc/self/statm`.
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
 }
 
 fn method_label(path: &str) -> &'static str {

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::engine::durable::DataDir;
 use crate::metrics::MetricsLayer;
-use crate::overload::ShedLayer;
+use crate::overload::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
 
@@ -164,7 +164,10 @@ pub async fn serve(
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(MetricsLayer)
-        .layer(ShedLayer::new(config.max_concurrent_requests))
+        .layer(ShedLayer::new(
+            config.max_concurrent_requests,
+            config.max_memory.map(MemoryLimit::new),
+        ))
         .layer(WireStatusLayer)
         .layer(AuthLayer::new(keys))
         .add_service(health)

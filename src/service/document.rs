@@ -9,6 +9,7 @@ use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
 use crate::auth::{Access, check_access, check_collection};
 use crate::engine::{Collection, DocId, Engine, EngineError, Fields, Patch, Update, page_size};
+use crate::overload::MemoryLimit;
 
 /// Documents applied per lock acquisition during an import.
 const IMPORT_BATCH: usize = 512;
@@ -178,6 +179,7 @@ impl DocumentService for DocumentHandler {
         request: Request<Streaming<pb::ImportDocumentsRequest>>,
     ) -> Result<Response<pb::ImportDocumentsResponse>, Status> {
         let access = request.extensions().get::<Access>().cloned();
+        let memory = request.extensions().get::<Arc<MemoryLimit>>().cloned();
         let mut stream = request.into_inner();
         let mut collection = None;
         let mut wait = true;
@@ -230,6 +232,9 @@ impl DocumentService for DocumentHandler {
             }
             index += 1;
             if batch.len() >= IMPORT_BATCH {
+                if let Some(memory) = &memory {
+                    memory.check()?;
+                }
                 let target = target.clone();
                 apply_batch(&target, &mut batch, &mut response).await?;
             }

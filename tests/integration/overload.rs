@@ -162,3 +162,69 @@ async fn metrics_count_requests_by_method_and_code_and_report_collections() {
         assert!(text.contains(name), "missing {name}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn at_the_memory_limit_writes_are_refused_and_reads_and_deletes_go_on() {
+    // A limit below what the process already holds: every write is refused.
+    let mut config = Config::for_tests();
+    config.max_memory = Some(1 << 20);
+    let mut s = Server::start_with(config).await;
+    let err = s
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "c".into(),
+                fields: crate::harness::test_fields(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("memory limit"), "{err:?}");
+    let err = s
+        .documents
+        .create_document(pb::CreateDocumentRequest {
+            collection: "c".into(),
+            document: Some(doc("a", json!({"title": "x"}))),
+            async_visibility: false,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let err = s
+        .documents
+        .import_documents(tokio_stream::iter(vec![pb::ImportDocumentsRequest {
+            collection: "c".into(),
+            document: Some(doc("a", json!({"title": "x"}))),
+            async_visibility: false,
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    // Reads and deletes pass the limit (and get their own answers).
+    s.collections
+        .list_collections(pb::ListCollectionsRequest::default())
+        .await
+        .unwrap();
+    let err = s
+        .collections
+        .delete_collection(pb::DeleteCollectionRequest {
+            name: "c".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    s.stop().await;
+
+    // A limit far above: writes go through.
+    let mut config = Config::for_tests();
+    config.max_memory = Some(1 << 40);
+    let mut s = Server::start_with(config).await;
+    s.create_test_collection("c").await;
+    s.put("c", "a", json!({"title": "x"})).await;
+    s.stop().await;
+}
