@@ -32,8 +32,12 @@ use crate::overload::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
 
-/// The largest request message accepted (one document of an import, a search).
+/// The largest request message DocumentService accepts (a document, a message of
+/// an import).
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
+/// The largest request message the other services accept: a search, a schema. A
+/// search of up to 1 MiB is always accepted.
+pub const MAX_QUERY_MESSAGE_BYTES: usize = 4 << 20;
 /// The largest response message sent (a page of up to 1000 documents).
 pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
 /// HTTP/2 pings on idle connections find dead peers.
@@ -113,9 +117,9 @@ pub async fn serve(
         .build_v1alpha()?;
 
     macro_rules! configure {
-        ($server:expr) => {
+        ($server:expr, $max_request:expr) => {
             $server
-                .max_decoding_message_size(MAX_DECODING_MESSAGE_BYTES)
+                .max_decoding_message_size($max_request)
                 .max_encoding_message_size(MAX_ENCODING_MESSAGE_BYTES)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
@@ -123,20 +127,32 @@ pub async fn serve(
                 .send_compressed(CompressionEncoding::Zstd)
         };
     }
-    let collections = configure!(CollectionServiceServer::new(CollectionHandler {
-        engine: engine.clone()
-    }));
-    let documents = configure!(DocumentServiceServer::new(DocumentHandler {
-        engine: engine.clone()
-    }));
-    let search = configure!(SearchServiceServer::new(SearchHandler {
-        engine: engine.clone()
-    }));
+    let collections = configure!(
+        CollectionServiceServer::new(CollectionHandler {
+            engine: engine.clone()
+        }),
+        MAX_QUERY_MESSAGE_BYTES
+    );
+    let documents = configure!(
+        DocumentServiceServer::new(DocumentHandler {
+            engine: engine.clone()
+        }),
+        MAX_DECODING_MESSAGE_BYTES
+    );
+    let search = configure!(
+        SearchServiceServer::new(SearchHandler {
+            engine: engine.clone()
+        }),
+        MAX_QUERY_MESSAGE_BYTES
+    );
 
-    let snapshots = configure!(SnapshotServiceServer::new(SnapshotHandler {
-        engine: engine.clone(),
-        root: config.snapshot_root(),
-    }));
+    let snapshots = configure!(
+        SnapshotServiceServer::new(SnapshotHandler {
+            engine: engine.clone(),
+            root: config.snapshot_root(),
+        }),
+        MAX_QUERY_MESSAGE_BYTES
+    );
 
     // TCP_NODELAY: without it, a response larger than one segment waits for the
     // client's delayed ACK (about 40 ms per call).

@@ -8,6 +8,8 @@ pub mod durable;
 mod error;
 mod facet;
 mod filter;
+#[doc(hidden)]
+pub mod fuzz;
 mod highlight;
 mod ids;
 mod names;

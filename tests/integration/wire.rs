@@ -103,10 +103,7 @@ async fn reflection_v1_and_v1alpha_resolve_every_type() {
 async fn oversized_messages_are_resource_exhausted() {
     let mut s = Server::start().await;
     s.create_test_collection("c").await;
-    let huge = query(
-        "c",
-        &"x".repeat(trove::server::MAX_DECODING_MESSAGE_BYTES + 1),
-    );
+    let huge = query("c", &"x".repeat(trove::server::MAX_QUERY_MESSAGE_BYTES + 1));
     assert_eq!(s.search_code(huge).await, Code::ResourceExhausted);
     // A 1 MiB search is fine (and its query too long to parse is INVALID_ARGUMENT, not a transport error).
     let big = query("c", &"word ".repeat(200_000));

@@ -125,7 +125,7 @@ where
     })
 }
 
-fn search_request(query: &BenchQuery, highlight: bool) -> pb::SearchRequest {
+pub(crate) fn search_request(query: &BenchQuery, highlight: bool) -> pb::SearchRequest {
     let text = if query.phrase {
         format!("\"{}\"", query.words.join(" "))
     } else {

@@ -6,12 +6,14 @@
 //! target/release/trove-bench --docs 100000          # trove vs tantivy, FTS5, bare tonic
 //! target/release/trove-bench generate --docs 100000 > news.jsonl
 //! target/release/trove-bench durability --docs 100000
+//! target/release/trove-bench load                    # overload: shedding, health, recovery
 //! ```
 
 mod bench;
 mod corpus;
 mod durability;
 mod fixed;
+mod load;
 mod peers;
 mod queries;
 mod server;
@@ -46,6 +48,9 @@ enum Command {
     },
     /// Write throughput in memory vs durable, and recovery time.
     Durability(durability::Args),
+    /// Overload: searches at several times the saturation rate; health, shedding
+    /// and recovery.
+    Load(load::Args),
     /// (internal) The bare tonic server the benchmark compares GetDocument with.
     #[command(hide = true)]
     ServeFixed {
@@ -74,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             out.flush()?;
         }
         Some(Command::Durability(args)) => durability::run(args).await?,
+        Some(Command::Load(args)) => load::run(args).await?,
         Some(Command::ServeFixed { document, listen }) => {
             let bytes = std::fs::read(document)?;
             let document: trove::api::pb::Document = prost::Message::decode(&bytes[..])?;
