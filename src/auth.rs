@@ -19,10 +19,8 @@
 //! constant time over every key. SIGHUP reloads the file ([`Keys::reload`]).
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -33,6 +31,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
+
+use crate::server::BoxFuture;
 
 /// What a key may do. Each scope includes the ones before it.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -319,8 +319,6 @@ pub struct Auth<S> {
     inner: S,
     keys: Option<Arc<Keys>>,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Auth<S>
 where

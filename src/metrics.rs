@@ -16,7 +16,6 @@
 //! | `trove_collection_memory_bytes` | collection | gauge (documents and index) |
 //! | `trove_resident_memory_bytes` | | gauge: the process's resident set |
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -28,6 +27,8 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tonic::Code;
 use tonic::body::Body;
+
+use crate::server::BoxFuture;
 
 use crate::engine::Engine;
 
@@ -169,8 +170,6 @@ impl<S> tower::Layer<S> for MetricsLayer {
 pub struct Measured<S> {
     inner: S,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Measured<S>
 where

@@ -8,13 +8,13 @@
 //! `ConcurrencyLimit` queues and `LoadShed` answers UNAVAILABLE (which clients
 //! treat as "try another server at once"), hence this small layer.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::Semaphore;
 use tonic::Status;
+
+use crate::server::BoxFuture;
 
 /// Sheds requests beyond `limit` in progress.
 #[derive(Clone)]
@@ -52,8 +52,6 @@ pub struct Shed<S> {
     inner: S,
     layer: ShedLayer,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> tower::Service<http::Request<B>> for Shed<S>
 where
