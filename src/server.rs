@@ -248,6 +248,7 @@ pub async fn serve(
     set_status(&reporter, ServingStatus::Serving).await;
     tracing::info!("serving");
 
+    let sample_metrics = config.metrics_listen.is_some();
     let refresher = tokio::spawn({
         let engine = engine.clone();
         async move {
@@ -257,7 +258,9 @@ pub async fn serve(
                 if let Err(err) = engine.refresh_all().await {
                     tracing::error!(%err, "refresh failed");
                 }
-                crate::metrics::sample(&engine);
+                if sample_metrics {
+                    crate::metrics::sample(&engine);
+                }
                 // In the background: at most one runs, and refreshes go on meanwhile.
                 let checkpointer = engine.clone();
                 tokio::task::spawn_blocking(move || {

@@ -14,34 +14,39 @@ use super::query::{Builder, Operator, QueryOptions, Syntax, parse};
 use super::schema::{CollectionSchema, FieldSpec, FieldType};
 use super::{filter, order};
 
-/// A collection with every field type and a few documents, built once.
+/// Every field type (text on the english analyzer), and one synonym set.
+pub(crate) fn schema() -> CollectionSchema {
+    let spec = |name: &str, ty| FieldSpec {
+        name: name.into(),
+        ty: Some(ty),
+        analyzer: if ty == FieldType::Text {
+            "english".into()
+        } else {
+            String::new()
+        },
+        filterable: true,
+        sortable: ty != FieldType::Text,
+        facetable: ty != FieldType::Text,
+        boost: 0.0,
+    };
+    CollectionSchema::new(&[
+        spec("title", FieldType::Text),
+        spec("body", FieldType::Text),
+        spec("tags", FieldType::Keyword),
+        spec("n", FieldType::Integer),
+        spec("price", FieldType::Float),
+        spec("live", FieldType::Boolean),
+        spec("date", FieldType::Timestamp),
+    ])
+    .and_then(|schema| schema.with_synonyms(&["rust, b a".into()]))
+    .expect("the fixture's schema is valid")
+}
+
+/// A collection of [`schema`] with a few documents, built once.
 fn fixture() -> &'static Arc<Collection> {
     static FIXTURE: OnceLock<Arc<Collection>> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let spec = |name: &str, ty| FieldSpec {
-            name: name.into(),
-            ty: Some(ty),
-            analyzer: if ty == FieldType::Text {
-                "english".into()
-            } else {
-                String::new()
-            },
-            filterable: true,
-            sortable: ty != FieldType::Text,
-            facetable: ty != FieldType::Text,
-            boost: 0.0,
-        };
-        let schema = CollectionSchema::new(&[
-            spec("title", FieldType::Text),
-            spec("body", FieldType::Text),
-            spec("tags", FieldType::Keyword),
-            spec("n", FieldType::Integer),
-            spec("price", FieldType::Float),
-            spec("live", FieldType::Boolean),
-            spec("date", FieldType::Timestamp),
-        ])
-        .and_then(|schema| schema.with_synonyms(&["rust, b a".into()]))
-        .expect("the fixture's schema is valid");
+        let schema = schema();
         let name = CollectionName::parse("fuzz", "name").expect("a valid name");
         let collection =
             Collection::new(name, schema, Default::default()).expect("an in-memory collection");

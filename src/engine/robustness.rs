@@ -11,7 +11,6 @@ use super::names::{CollectionName, DocId};
 use super::page_token::PageTokens;
 use super::pins::Pins;
 use super::query::{Builder, Operator, QueryOptions, Syntax};
-use super::schema::{CollectionSchema, FieldSpec, FieldType};
 use super::search::{self, Highlight, SearchRequest};
 use super::{filter, order};
 
@@ -87,29 +86,7 @@ impl Rng {
 }
 
 fn collection() -> Arc<Collection> {
-    let spec = |name: &str, ty| FieldSpec {
-        name: name.into(),
-        ty: Some(ty),
-        analyzer: if ty == FieldType::Text {
-            "english".into()
-        } else {
-            String::new()
-        },
-        filterable: true,
-        sortable: ty != FieldType::Text,
-        facetable: ty != FieldType::Text,
-        boost: 0.0,
-    };
-    let schema = CollectionSchema::new(&[
-        spec("title", FieldType::Text),
-        spec("body", FieldType::Text),
-        spec("tags", FieldType::Keyword),
-        spec("n", FieldType::Integer),
-        spec("date", FieldType::Timestamp),
-    ])
-    .unwrap()
-    .with_synonyms(&["rust, b a".into()])
-    .unwrap();
+    let schema = super::fuzz::schema();
     Collection::new(
         CollectionName::parse("fuzz", "name").unwrap(),
         schema,
