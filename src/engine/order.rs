@@ -156,6 +156,8 @@ pub struct SortSegmentCollector {
     segment: SegmentOrdinal,
     limit: usize,
     docs: Vec<Sorted>,
+    /// Value buffers of trimmed documents, reused for the next ones kept.
+    spare: Vec<Vec<SortValue>>,
     /// The values of the worst document kept at the last trim.
     threshold: Option<Vec<SortValue>>,
 }
@@ -206,6 +208,7 @@ impl Collector for SortCollector {
             segment,
             limit: self.limit,
             docs: Vec::new(),
+            spare: Vec::new(),
             threshold: None,
         })
     }
@@ -241,10 +244,32 @@ pub(crate) fn read_id<'a>(
     ids.get(usize::try_from(ord).ok()?).map(|id| &**id)
 }
 
+impl SortSegmentCollector {
+    /// Keeps the best `limit` documents (`collect` keeps none when it is 0) and
+    /// raises the threshold to the worst of them.
+    fn trim(&mut self) {
+        let keys = &self.keys;
+        let last = self.limit - 1;
+        self.docs
+            .select_nth_unstable_by(last, |a, b| compare_in_segment(keys, a, b));
+        self.spare
+            .extend(self.docs.drain(self.limit..).map(|d| d.values));
+        let worst = &self.docs[last];
+        match &mut self.threshold {
+            Some(threshold) => threshold.clone_from(&worst.values),
+            None => self.threshold = Some(worst.values.clone()),
+        }
+        self.threshold_score = Some(worst.score);
+    }
+}
+
 impl SegmentCollector for SortSegmentCollector {
     type Fruit = Vec<Sorted>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
+        if self.limit == 0 {
+            return;
+        }
         if self.score_only && self.threshold_score.is_some_and(|t| score < t) {
             return;
         }
@@ -279,8 +304,10 @@ impl SegmentCollector for SortSegmentCollector {
                 return;
             }
         }
+        let mut kept = self.spare.pop().unwrap_or_default();
+        kept.clone_from(&values);
         self.docs.push(Sorted {
-            values: values.clone(),
+            values: kept,
             id: String::new(),
             id_ord: self
                 .ids
@@ -291,13 +318,10 @@ impl SegmentCollector for SortSegmentCollector {
             address: DocAddress::new(self.segment, doc),
         });
         self.scratch = values;
-        // Keep memory bounded: trim to the best `limit` when the buffer doubles.
+        // Keep memory bounded: when the buffer doubles, keep the best `limit`
+        // (a selection, not a sort: their order is settled at harvest).
         if self.docs.len() >= self.limit.max(64) * 2 {
-            let keys = &self.keys;
-            self.docs.sort_by(|a, b| compare_in_segment(keys, a, b));
-            self.docs.truncate(self.limit);
-            self.threshold = self.docs.last().map(|d| d.values.clone());
-            self.threshold_score = self.docs.last().map(|d| d.score);
+            self.trim();
         }
     }
 
@@ -320,5 +344,106 @@ impl SegmentCollector for SortSegmentCollector {
             }
         }
         self.docs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::collection::Collection;
+    use super::super::names::{CollectionName, DocId};
+    use super::super::page_token::PageTokens;
+    use super::super::pins::Pins;
+    use super::super::search::{SearchRequest, search};
+
+    /// Enough documents that each segment's collector trims its buffer many
+    /// times, with many ties on the sort value and on the score.
+    const DOCS: usize = 700;
+
+    async fn collection() -> Arc<Collection> {
+        let name = CollectionName::parse("sorting", "name").unwrap();
+        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+            .expect("a collection");
+        for i in 0..DOCS {
+            // Title lengths give "rust" different scores; `n` has 7 values.
+            let title = ["rust", "rust and more", "rust and a good deal more"][i % 3];
+            let fields = json!({"title": title, "n": i % 7});
+            let id = DocId::parse(&format!("d{:04}", (i * 389) % DOCS), "id").unwrap();
+            let fields = fields.as_object().unwrap().clone();
+            collection
+                .create(Some(id), fields, false, "")
+                .await
+                .unwrap();
+        }
+        collection.refresh().await.unwrap();
+        collection
+    }
+
+    /// Every page of `query` ordered by `order_by`: (id, n, score) per hit.
+    fn all_pages(collection: &Collection, query: &str, order_by: &str) -> Vec<(String, i64, f32)> {
+        let (tokens, pins) = (PageTokens::new(), Pins::default());
+        let mut request = SearchRequest {
+            query: query.into(),
+            order_by: order_by.into(),
+            page_size: 45,
+            ..Default::default()
+        };
+        let mut hits = Vec::new();
+        loop {
+            let page = search(collection, &tokens, &pins, &request).unwrap();
+            assert_eq!(page.total_size, DOCS as u64);
+            hits.extend(page.hits.into_iter().map(|hit| {
+                let n = hit.document.fields["n"].as_i64().unwrap();
+                (hit.document.id.to_string(), n, hit.score)
+            }));
+            if page.next_page_token.is_empty() {
+                return hits;
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+
+    fn assert_each_id_once(hits: &[(String, i64, f32)]) {
+        let mut ids: Vec<&str> = hits.iter().map(|(id, _, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), DOCS);
+        assert_eq!(hits.len(), DOCS);
+    }
+
+    #[tokio::test]
+    async fn a_field_order_breaks_ties_by_id_across_trims_and_pages() {
+        let collection = collection().await;
+        let hits = all_pages(&collection, "", "n desc");
+        assert_each_id_once(&hits);
+        let mut expected = hits.clone();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let order =
+            |h: &[(String, i64, f32)]| h.iter().map(|x| (x.0.clone(), x.1)).collect::<Vec<_>>();
+        assert_eq!(order(&hits), order(&expected));
+    }
+
+    #[tokio::test]
+    async fn relevance_breaks_ties_by_id_across_trims_and_pages() {
+        let collection = collection().await;
+        let hits = all_pages(&collection, "rust", "");
+        assert_each_id_once(&hits);
+        let distinct_scores = {
+            let mut scores: Vec<u32> = hits.iter().map(|h| h.2.to_bits()).collect();
+            scores.sort_unstable();
+            scores.dedup();
+            scores.len()
+        };
+        assert!(distinct_scores > 1, "distinct scores as well as ties");
+        for pair in hits.windows(2) {
+            let ((a, _, sa), (b, _, sb)) = (&pair[0], &pair[1]);
+            assert!(
+                sa > sb || (sa == sb && a < b),
+                "{a} ({sa}) before {b} ({sb})"
+            );
+        }
     }
 }

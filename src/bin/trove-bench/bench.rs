@@ -15,7 +15,7 @@ use trove::api::pb::search_service_client::SearchServiceClient;
 use crate::corpus::Corpus;
 use crate::peers::{Fts5, Tantivy};
 use crate::queries::{BenchQuery, query_set};
-use crate::server::{Server, create_news};
+use crate::server::{Server, create_news, own_cpu_seconds};
 use crate::stats::Latencies;
 
 /// Options of the benchmark run.
@@ -47,6 +47,32 @@ impl Load {
     fn rate(&self) -> f64 {
         self.count as f64 / self.seconds
     }
+
+    /// `cpu_seconds` spread over the phase's calls, in milliseconds per call.
+    fn cpu_ms_per_call(&self, cpu_seconds: f64) -> f64 {
+        cpu_seconds * 1000.0 / self.count.max(1) as f64
+    }
+}
+
+/// CPU seconds a server process and this benchmark process used during a phase.
+struct Cpu {
+    server: f64,
+    client: f64,
+}
+
+/// Runs `phase`, measuring the CPU time `server` (if any) and this process use.
+async fn with_cpu<T>(
+    server: Option<&Server>,
+    phase: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Cpu)> {
+    let server_cpu = || server.map_or(Ok(0.0), Server::cpu_seconds);
+    let (server_before, client_before) = (server_cpu()?, own_cpu_seconds()?);
+    let out = phase.await?;
+    let cpu = Cpu {
+        server: server_cpu()? - server_before,
+        client: own_cpu_seconds()? - client_before,
+    };
+    Ok((out, cpu))
 }
 
 /// `concurrency` threads each calling `call(i)` with i = 0, 1, … until `seconds` pass.
@@ -274,24 +300,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let fts5 = Arc::new(fts5);
     let mut search = Vec::new();
     for concurrency in [1, 16] {
-        let t = trove_search(
-            &trove.addr,
-            queries.clone(),
-            concurrency,
-            args.seconds,
-            false,
+        let (t, t_cpu) = with_cpu(
+            Some(&trove),
+            trove_search(
+                &trove.addr,
+                queries.clone(),
+                concurrency,
+                args.seconds,
+                false,
+            ),
         )
         .await?;
         eprintln!("trove search c{concurrency}: {:.0} q/s", t.rate());
         let q = queries.clone();
         let engine = tantivy.clone();
         let seconds = args.seconds;
-        let x = tokio::task::spawn_blocking(move || {
-            drive_threads(concurrency, seconds, |_, i| {
-                engine.search(&q[i % q.len()]).map(|_| ())
+        let (x, x_cpu) = with_cpu(None, async {
+            tokio::task::spawn_blocking(move || {
+                drive_threads(concurrency, seconds, |_, i| {
+                    engine.search(&q[i % q.len()]).map(|_| ())
+                })
             })
+            .await?
         })
-        .await??;
+        .await?;
         eprintln!("tantivy search c{concurrency}: {:.0} q/s", x.rate());
         let q = queries.clone();
         let db = fts5.clone();
@@ -308,7 +340,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await??;
         eprintln!("FTS5 search c{concurrency}: {:.0} q/s", f.rate());
-        search.push((concurrency, t, x, f));
+        search.push((concurrency, t, x, f, t_cpu, x_cpu));
     }
     let highlighted = trove_search(&trove.addr, queries.clone(), 16, args.seconds, true).await?;
 
@@ -368,7 +400,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await
     };
-    let trove_get = get_load(trove.addr.clone(), ids.clone()).await?;
+    let (trove_get, trove_get_cpu) =
+        with_cpu(Some(&trove), get_load(trove.addr.clone(), ids.clone())).await?;
     trove.kill9()?;
     let fixed_path = work.path().join("fixed.pb");
     std::fs::write(&fixed_path, prost::Message::encode_to_vec(&sample))?;
@@ -381,7 +414,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &work.path().join("bare.log"),
     )?;
     bare.wait_listening().await?;
-    let bare_get = get_load(bare.addr.clone(), ids).await?;
+    let (bare_get, bare_get_cpu) = with_cpu(Some(&bare), get_load(bare.addr.clone(), ids)).await?;
     drop(bare);
 
     // The table.
@@ -412,7 +445,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         mb / tantivy_ingest,
         mb / fts5_ingest
     );
-    for (concurrency, t, x, f) in &search {
+    for (concurrency, t, x, f, t_cpu, x_cpu) in &search {
         let target = if *concurrency == 16 {
             "≥ 0.7x tantivy, ≥ 5x FTS5"
         } else {
@@ -435,6 +468,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             f.latencies.percentile_ms(50.0),
             f.latencies.percentile_ms(99.0)
         );
+        println!(
+            "| search c{concurrency}, CPU ms per query: server + benchmark client | {:.2} + {:.2} | {:.2} | | {} (server) | | |",
+            t.cpu_ms_per_call(t_cpu.server),
+            t.cpu_ms_per_call(t_cpu.client),
+            x.cpu_ms_per_call(x_cpu.client),
+            ratio(
+                x.cpu_ms_per_call(x_cpu.client),
+                t.cpu_ms_per_call(t_cpu.server)
+            ),
+        );
     }
     println!(
         "| search c16 with highlighting, queries/s | {:.0} | | | | | (reported apart) |",
@@ -449,6 +492,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         trove_get.rate(),
         bare_get.rate(),
         ratio(trove_get.rate(), bare_get.rate())
+    );
+    println!(
+        "| GetDocument c16, CPU µs per request: server + benchmark client | {:.0} + {:.0} | {:.0} + {:.0} | {} (server) | |",
+        trove_get.cpu_ms_per_call(trove_get_cpu.server) * 1000.0,
+        trove_get.cpu_ms_per_call(trove_get_cpu.client) * 1000.0,
+        bare_get.cpu_ms_per_call(bare_get_cpu.server) * 1000.0,
+        bare_get.cpu_ms_per_call(bare_get_cpu.client) * 1000.0,
+        ratio(
+            bare_get.cpu_ms_per_call(bare_get_cpu.server),
+            trove_get.cpu_ms_per_call(trove_get_cpu.server)
+        ),
     );
     println!();
     println!("| measure | trove | target |");

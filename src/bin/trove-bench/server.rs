@@ -105,6 +105,11 @@ impl Server {
         Ok(kb * 1024)
     }
 
+    /// CPU time the process has used so far, user and system, in seconds (Linux).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Connects and waits until health says SERVING.
     pub async fn wait_serving(&mut self) -> anyhow::Result<Channel> {
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -201,4 +206,25 @@ pub async fn create_news(channel: &Channel, name: &str) -> anyhow::Result<()> {
         })
         .await?;
     Ok(())
+}
+
+/// CPU time this process has used so far, user and system, in seconds (Linux).
+pub fn own_cpu_seconds() -> anyhow::Result<f64> {
+    cpu_seconds("/proc/self/stat")
+}
+
+/// `utime + stime` of a `/proc/PID/stat` file, in seconds.
+fn cpu_seconds(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let after_name = stat.rsplit_once(')').context("no ')' in stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime and stime are fields 14 and 15.
+    let ticks =
+        |i: usize| -> anyhow::Result<u64> { Ok(fields.get(i).context("short stat")?.parse()?) };
+    let total = ticks(11)? + ticks(12)?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    anyhow::ensure!(per_second > 0, "no clock tick rate");
+    Ok(total as f64 / per_second as f64)
 }
