@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::{self, AtomicU64};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
@@ -128,9 +129,52 @@ fn compare_values(keys: &[SortKey], a: &[SortValue], b: &[SortValue]) -> Orderin
 
 /// Keeps the first `limit` documents by `keys`.
 pub struct SortCollector {
-    pub keys: Vec<SortKey>,
-    pub limit: usize,
-    pub ids: Arc<IdCache>,
+    keys: Vec<SortKey>,
+    limit: usize,
+    ids: Arc<IdCache>,
+    /// In relevance order, the best known score that `limit` documents of the
+    /// segments collected so far reach.
+    bound: Arc<ScoreBound>,
+}
+
+impl SortCollector {
+    pub fn new(keys: Vec<SortKey>, limit: usize, ids: Arc<IdCache>) -> SortCollector {
+        SortCollector {
+            keys,
+            limit,
+            ids,
+            bound: Arc::default(),
+        }
+    }
+}
+
+/// A score that `limit` documents already collected reach, shared by the
+/// segments of one search: a document scoring below it cannot make the page, in
+/// whichever segment it is. Without it each segment's collector starts from
+/// nothing and keeps its first 2 × `limit` documents before it can skip any;
+/// with the many small segments of a live index that was most of its work.
+#[derive(Default)]
+struct ScoreBound(
+    /// 0 while unknown, else `1 << 32 | score.to_bits()`: for scores that are
+    /// not negative the bits order as the numbers do, so `fetch_max` keeps the
+    /// highest.
+    AtomicU64,
+);
+
+impl ScoreBound {
+    fn get(&self) -> Option<Score> {
+        let raw = self.0.load(atomic::Ordering::Relaxed);
+        (raw != 0).then(|| Score::from_bits(raw as u32))
+    }
+
+    fn raise(&self, score: Score) {
+        if score >= 0.0 {
+            self.0.fetch_max(
+                1 << 32 | u64::from(score.to_bits()),
+                atomic::Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 enum KeyReader {
@@ -153,6 +197,7 @@ pub struct SortSegmentCollector {
     /// threshold's score a document is skipped without computing anything.
     score_only: bool,
     threshold_score: Option<Score>,
+    bound: Arc<ScoreBound>,
     segment: SegmentOrdinal,
     limit: usize,
     docs: Vec<Sorted>,
@@ -191,20 +236,22 @@ impl Collector for SortCollector {
                 })
             })
             .collect::<tantivy::Result<_>>()?;
+        let score_only = matches!(
+            self.keys.as_slice(),
+            [SortKey {
+                field: None,
+                descending: true
+            }]
+        );
         Ok(SortSegmentCollector {
             keys: self.keys.clone(),
             readers,
             ids: fast.str(ID_FIELD)?,
             id_text: self.ids.ids(reader)?,
             scratch: Vec::with_capacity(self.keys.len()),
-            score_only: matches!(
-                self.keys.as_slice(),
-                [SortKey {
-                    field: None,
-                    descending: true
-                }]
-            ),
-            threshold_score: None,
+            score_only,
+            threshold_score: if score_only { self.bound.get() } else { None },
+            bound: self.bound.clone(),
             segment,
             limit: self.limit,
             docs: Vec::new(),
@@ -259,7 +306,11 @@ impl SortSegmentCollector {
             Some(threshold) => threshold.clone_from(&worst.values),
             None => self.threshold = Some(worst.values.clone()),
         }
-        self.threshold_score = Some(worst.score);
+        if self.score_only {
+            // The bound may be above this segment's own worst kept score.
+            self.bound.raise(worst.score);
+            self.threshold_score = self.bound.get();
+        }
     }
 }
 
@@ -329,6 +380,9 @@ impl SegmentCollector for SortSegmentCollector {
         let keys = &self.keys;
         self.docs.sort_by(|a, b| compare_in_segment(keys, a, b));
         self.docs.truncate(self.limit);
+        if self.score_only && self.limit > 0 && self.docs.len() == self.limit {
+            self.bound.raise(self.docs[self.limit - 1].score);
+        }
         // Only the kept documents pay for dictionary lookups.
         for sorted in &mut self.docs {
             sorted.id = usize::try_from(sorted.id_ord)
@@ -363,7 +417,9 @@ mod tests {
     /// times, with many ties on the sort value and on the score.
     const DOCS: usize = 700;
 
-    async fn collection() -> Arc<Collection> {
+    /// The documents, made visible every `refresh_every` (each refresh writes
+    /// segments).
+    async fn collection(refresh_every: usize) -> Arc<Collection> {
         let name = CollectionName::parse("sorting", "name").unwrap();
         let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
             .expect("a collection");
@@ -377,6 +433,9 @@ mod tests {
                 .create(Some(id), fields, false, "")
                 .await
                 .unwrap();
+            if (i + 1) % refresh_every == 0 {
+                collection.refresh().await.unwrap();
+            }
         }
         collection.refresh().await.unwrap();
         collection
@@ -416,7 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_field_order_breaks_ties_by_id_across_trims_and_pages() {
-        let collection = collection().await;
+        let collection = collection(DOCS).await;
         let hits = all_pages(&collection, "", "n desc");
         assert_each_id_once(&hits);
         let mut expected = hits.clone();
@@ -428,7 +487,7 @@ mod tests {
 
     #[tokio::test]
     async fn relevance_breaks_ties_by_id_across_trims_and_pages() {
-        let collection = collection().await;
+        let collection = collection(DOCS).await;
         let hits = all_pages(&collection, "rust", "");
         assert_each_id_once(&hits);
         let distinct_scores = {
@@ -445,5 +504,16 @@ mod tests {
                 "{a} ({sa}) before {b} ({sb})"
             );
         }
+    }
+
+    /// Segments share the score their collected pages reach; a document tied
+    /// with it must still be considered (ties go to the smaller id).
+    #[tokio::test]
+    async fn relevance_across_many_segments_matches_one_segment() {
+        let one = all_pages(&*collection(DOCS).await, "rust", "");
+        let many = collection(2).await;
+        let segments = many.view().searcher.segment_readers().len();
+        assert!(segments > 3, "{segments} segments");
+        assert_eq!(all_pages(&many, "rust", ""), one);
     }
 }

@@ -162,11 +162,7 @@ pub fn search(
     } else {
         keys
     };
-    let sort = SortCollector {
-        keys,
-        limit: end,
-        ids: collection.id_cache(),
-    };
+    let sort = SortCollector::new(keys, end, collection.id_cache());
     let statistics = BlendedStatistics::new(searcher, schema);
     let (sorted, total, facet_counts) = searcher.search_with_statistics_provider(
         &*full_query,

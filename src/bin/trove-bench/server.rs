@@ -110,6 +110,25 @@ impl Server {
         cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// Waits until the process is idle: background work left by an earlier phase
+    /// (tantivy merging the segments of many small commits) would otherwise take CPU
+    /// from the next phase's measurement. Idle means under 3% of a core over a second;
+    /// gives up after `limit`. Returns the time waited.
+    pub async fn settle(&self, limit: Duration) -> anyhow::Result<Duration> {
+        const WINDOW: Duration = Duration::from_secs(1);
+        let started = Instant::now();
+        let mut before = self.cpu_seconds()?;
+        while started.elapsed() < limit {
+            tokio::time::sleep(WINDOW).await;
+            let now = self.cpu_seconds()?;
+            if now - before < 0.03 * WINDOW.as_secs_f64() {
+                break;
+            }
+            before = now;
+        }
+        Ok(started.elapsed())
+    }
+
     /// Connects and waits until health says SERVING.
     pub async fn wait_serving(&mut self) -> anyhow::Result<Channel> {
         let deadline = Instant::now() + Duration::from_secs(300);
