@@ -198,7 +198,18 @@ enum Source {
 
 pub struct FacetSegmentCollector {
     sources: Vec<(Source, HashMap<String, u64>)>,
+    /// Matching documents not counted yet: keyword values are read a block at a
+    /// time (one call into the column per block rather than an iterator per
+    /// document), as tantivy's own term aggregation does.
+    pending: Vec<DocId>,
+    /// Buffers of [`Self::flush`], kept between blocks.
+    row_docs: Vec<DocId>,
+    rows: Vec<u32>,
+    ords: Vec<u64>,
 }
+
+/// Documents per block of [`FacetSegmentCollector::flush`].
+const BLOCK: usize = 64;
 
 impl Collector for FacetCollector {
     type Fruit = Vec<FacetCounts>;
@@ -245,7 +256,13 @@ impl Collector for FacetCollector {
                 Ok((source, HashMap::new()))
             })
             .collect::<tantivy::Result<_>>()?;
-        Ok(FacetSegmentCollector { sources })
+        Ok(FacetSegmentCollector {
+            sources,
+            pending: Vec::with_capacity(BLOCK),
+            row_docs: Vec::new(),
+            rows: Vec::new(),
+            ords: Vec::new(),
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -306,57 +323,14 @@ impl SegmentCollector for FacetSegmentCollector {
     type Fruit = Vec<HashMap<String, u64>>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        for (source, counts) in &mut self.sources {
-            match source {
-                Source::Str(Some(column), ords) => {
-                    for ord in column.term_ords(doc) {
-                        match ords {
-                            OrdCounts::Dense(counts) => {
-                                if let Some(count) = counts.get_mut(ord as usize) {
-                                    *count += 1;
-                                }
-                            }
-                            OrdCounts::Sparse(counts) => *counts.entry(ord).or_default() += 1,
-                        }
-                    }
-                }
-                Source::Str(None, _) => {}
-                Source::Int(c) => {
-                    for v in c.values_for_doc(doc) {
-                        *counts.entry(v.to_string()).or_default() += 1;
-                    }
-                }
-                Source::Float(c) => {
-                    for v in c.values_for_doc(doc) {
-                        *counts.entry(v.to_string()).or_default() += 1;
-                    }
-                }
-                Source::Bool(c) => {
-                    for v in c.values_for_doc(doc) {
-                        *counts.entry(v.to_string()).or_default() += 1;
-                    }
-                }
-                Source::Ranges(c, ranges, range_counts) => {
-                    for v in c.values_for_doc(doc) {
-                        count_ranges(v, ranges, range_counts);
-                    }
-                }
-                Source::IntRanges(c, ranges, range_counts) => {
-                    for v in c.values_for_doc(doc) {
-                        count_ranges(v as f64, ranges, range_counts);
-                    }
-                }
-                Source::Date(c, interval) => {
-                    for v in c.values_for_doc(doc) {
-                        let start = bucket_start(v.into_timestamp_micros(), *interval);
-                        *counts.entry(timestamp::format(start)).or_default() += 1;
-                    }
-                }
-            }
+        self.pending.push(doc);
+        if self.pending.len() == BLOCK {
+            self.flush();
         }
     }
 
-    fn harvest(self) -> Self::Fruit {
+    fn harvest(mut self) -> Self::Fruit {
+        self.flush();
         self.sources
             .into_iter()
             .map(|(source, mut counts)| {
@@ -394,6 +368,80 @@ impl SegmentCollector for FacetSegmentCollector {
                 counts
             })
             .collect()
+    }
+}
+
+impl FacetSegmentCollector {
+    /// Counts the pending documents.
+    fn flush(&mut self) {
+        let docs = &self.pending;
+        for (source, counts) in &mut self.sources {
+            if let Source::Str(column, ords) = source {
+                let Some(column) = column else { continue };
+                let column = column.ords();
+                self.row_docs.clear();
+                self.rows.clear();
+                column
+                    .index
+                    .docids_to_rowids(docs, &mut self.row_docs, &mut self.rows);
+                self.ords.clear();
+                self.ords.resize(self.rows.len(), 0);
+                column.values.get_vals(&self.rows, &mut self.ords);
+                for &ord in &self.ords {
+                    match ords {
+                        OrdCounts::Dense(counts) => {
+                            if let Some(count) = counts.get_mut(ord as usize) {
+                                *count += 1;
+                            }
+                        }
+                        OrdCounts::Sparse(counts) => *counts.entry(ord).or_default() += 1,
+                    }
+                }
+                continue;
+            }
+            for &doc in docs {
+                count_doc(source, counts, doc);
+            }
+        }
+        self.pending.clear();
+    }
+}
+
+/// Counts one document's values of a source other than a keyword one.
+fn count_doc(source: &mut Source, counts: &mut HashMap<String, u64>, doc: DocId) {
+    match source {
+        Source::Str(..) => {}
+        Source::Int(c) => {
+            for v in c.values_for_doc(doc) {
+                *counts.entry(v.to_string()).or_default() += 1;
+            }
+        }
+        Source::Float(c) => {
+            for v in c.values_for_doc(doc) {
+                *counts.entry(v.to_string()).or_default() += 1;
+            }
+        }
+        Source::Bool(c) => {
+            for v in c.values_for_doc(doc) {
+                *counts.entry(v.to_string()).or_default() += 1;
+            }
+        }
+        Source::Ranges(c, ranges, range_counts) => {
+            for v in c.values_for_doc(doc) {
+                count_ranges(v, ranges, range_counts);
+            }
+        }
+        Source::IntRanges(c, ranges, range_counts) => {
+            for v in c.values_for_doc(doc) {
+                count_ranges(v as f64, ranges, range_counts);
+            }
+        }
+        Source::Date(c, interval) => {
+            for v in c.values_for_doc(doc) {
+                let start = bucket_start(v.into_timestamp_micros(), *interval);
+                *counts.entry(timestamp::format(start)).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -470,5 +518,64 @@ mod tests {
             Interval::Month,
             "1969-12-01T00:00:00Z",
         );
+    }
+
+    /// Keyword values are counted a block of documents at a time: counts over
+    /// several blocks, with documents missing the field or holding several
+    /// values, and next to a per-document (integer) facet.
+    #[tokio::test]
+    async fn counts_across_blocks_match_a_count_by_hand() {
+        use super::super::collection::Collection;
+        use super::super::names::{CollectionName, DocId};
+        use super::super::page_token::PageTokens;
+        use super::super::pins::Pins;
+        use super::super::search::{SearchRequest, search};
+
+        const DOCS: usize = 1000;
+        let name = CollectionName::parse("facets", "name").unwrap();
+        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+            .expect("a collection");
+        let mut tags_by_hand: HashMap<String, u64> = HashMap::new();
+        let mut n_by_hand: HashMap<String, u64> = HashMap::new();
+        for i in 0..DOCS {
+            // Every third document has no tags, others one to three of nine.
+            let tags: Vec<String> = (0..i % 3 + 1)
+                .filter(|_| i % 3 != 0)
+                .map(|k| format!("t{}", (i + k * 4) % 9))
+                .collect();
+            let title = if i % 2 == 0 { "even rust" } else { "odd" };
+            if i % 2 == 0 {
+                for tag in &tags {
+                    *tags_by_hand.entry(tag.clone()).or_default() += 1;
+                }
+                *n_by_hand.entry((i % 5).to_string()).or_default() += 1;
+            }
+            let fields = serde_json::json!({"title": title, "tags": tags, "n": i % 5});
+            let id = DocId::parse(&format!("d{i:04}"), "id").unwrap();
+            collection
+                .create(Some(id), fields.as_object().unwrap().clone(), false, "")
+                .await
+                .unwrap();
+        }
+        collection.refresh().await.unwrap();
+        let facet = |field: &str| FacetRequest {
+            field: field.into(),
+            size: 100,
+            interval: String::new(),
+            ranges: Vec::new(),
+        };
+        let request = SearchRequest {
+            query: "rust".into(),
+            facets: vec![facet("tags"), facet("n")],
+            ..Default::default()
+        };
+        let found = search(&collection, &PageTokens::new(), &Pins::default(), &request).unwrap();
+        assert_eq!(found.total_size, (DOCS / 2) as u64);
+        let counted = |i: usize| -> HashMap<String, u64> {
+            found.facets[i].buckets.iter().cloned().collect()
+        };
+        assert_eq!(tags_by_hand.len(), 9);
+        assert_eq!(counted(0), tags_by_hand);
+        assert_eq!(counted(1), n_by_hand);
     }
 }
