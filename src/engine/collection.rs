@@ -265,6 +265,15 @@ impl Collection {
         &self.index
     }
 
+    /// Stops merging segments, so that a test sees every commit's segments.
+    #[cfg(test)]
+    pub(crate) fn stop_merges(&self) {
+        let state = self.write.lock();
+        state
+            .writer
+            .set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    }
+
     /// The latest published view, for search.
     pub(crate) fn view(&self) -> Arc<View> {
         self.view.read().clone()
