@@ -376,38 +376,42 @@ impl FacetSegmentCollector {
     fn flush(&mut self) {
         let docs = &self.pending;
         for (source, counts) in &mut self.sources {
-            if let Source::Str(column, ords) = source {
-                let Some(column) = column else { continue };
-                let column = column.ords();
-                self.row_docs.clear();
-                self.rows.clear();
-                column
-                    .index
-                    .docids_to_rowids(docs, &mut self.row_docs, &mut self.rows);
-                self.ords.clear();
-                self.ords.resize(self.rows.len(), 0);
-                column.values.get_vals(&self.rows, &mut self.ords);
-                for &ord in &self.ords {
-                    match ords {
-                        OrdCounts::Dense(counts) => {
-                            if let Some(count) = counts.get_mut(ord as usize) {
-                                *count += 1;
+            match source {
+                Source::Str(Some(column), ords) => {
+                    let column = column.ords();
+                    self.row_docs.clear();
+                    self.rows.clear();
+                    column
+                        .index
+                        .docids_to_rowids(docs, &mut self.row_docs, &mut self.rows);
+                    self.ords.clear();
+                    self.ords.resize(self.rows.len(), 0);
+                    column.values.get_vals(&self.rows, &mut self.ords);
+                    for &ord in &self.ords {
+                        match ords {
+                            OrdCounts::Dense(counts) => {
+                                if let Some(count) = counts.get_mut(ord as usize) {
+                                    *count += 1;
+                                }
                             }
+                            OrdCounts::Sparse(counts) => *counts.entry(ord).or_default() += 1,
                         }
-                        OrdCounts::Sparse(counts) => *counts.entry(ord).or_default() += 1,
                     }
                 }
-                continue;
-            }
-            for &doc in docs {
-                count_doc(source, counts, doc);
+                Source::Str(None, _) => {}
+                other => {
+                    for &doc in docs {
+                        count_doc(other, counts, doc);
+                    }
+                }
             }
         }
         self.pending.clear();
     }
 }
 
-/// Counts one document's values of a source other than a keyword one.
+/// Counts one document's values of a source other than a keyword one (those
+/// are counted a block at a time in [`FacetSegmentCollector::flush`]).
 fn count_doc(source: &mut Source, counts: &mut HashMap<String, u64>, doc: DocId) {
     match source {
         Source::Str(..) => {}
@@ -538,7 +542,7 @@ mod tests {
         let mut tags_by_hand: HashMap<String, u64> = HashMap::new();
         let mut n_by_hand: HashMap<String, u64> = HashMap::new();
         for i in 0..DOCS {
-            // Every third document has no tags, others one to three of nine.
+            // Every third document has no tags, the others two or three of nine.
             let tags: Vec<String> = (0..i % 3 + 1)
                 .filter(|_| i % 3 != 0)
                 .map(|k| format!("t{}", (i + k * 4) % 9))
