@@ -16,8 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Turns transparent huge pages off for this process. mimalloc asks for them, and a
 /// 2 MiB page of which a little is in use counts whole in the resident set: 130–180 MB
 /// of the server's memory after importing 100,000 documents were huge pages, and
-/// without them it held about 60 MB less (BENCHMARKS.md, the round on memory). Searches were not
-/// measurably slower without them.
+/// without them it held about 60 MB less (BENCHMARKS.md, the round on memory).
+/// Searches were not measurably slower without them.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
@@ -36,9 +36,9 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 const IDLE_SHARE: f64 = 0.1;
 
 /// Keeps the resident set near what is in use once the server goes idle
-/// (BENCHMARKS.md, the round on memory). mimalloc returns the memory it has freed only when it
-/// is next called from a busy thread, so an idle server kept whatever indexing and
-/// merging had freed: after a collection of 300 MB was deleted, an empty server held
+/// (BENCHMARKS.md, the round on memory). mimalloc returns the memory it has freed only
+/// when it is next called from a busy thread, so an idle server kept whatever indexing
+/// and merging had freed: after a collection of 300 MB was deleted, an empty server held
 /// 476 MB. While the server is idle this forces that return twice a second; under load
 /// it does nothing, since memory handed back then would only be faulted in again.
 fn release_memory_when_idle() {
