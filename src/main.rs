@@ -51,8 +51,7 @@ fn release_memory_when_idle() {
             loop {
                 std::thread::sleep(IDLE_CHECK);
                 let now = process_cpu();
-                let idle = now.saturating_sub(before).as_secs_f64()
-                    < IDLE_SHARE * IDLE_CHECK.as_secs_f64();
+                let idle = now.saturating_sub(before) < IDLE_CHECK.mul_f64(IDLE_SHARE);
                 before = now;
                 if idle {
                     // SAFETY: mi_collect frees only what no one holds; forced, it
