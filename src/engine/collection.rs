@@ -22,7 +22,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use tokio::sync::watch;
 
 use super::analysis;
-use super::document::{self, Document, Fields, StoredDoc};
+use super::document::{self, Dictionary, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
 use super::ids::IdCache;
@@ -41,6 +41,14 @@ const WRITER_MEMORY_BYTES_PER_THREAD: usize = 24 << 20;
 /// stemming, building postings) is what limits imports and log replay: one
 /// thread per core, up to this.
 const MAX_WRITER_THREADS: usize = 4;
+
+/// A collection trains its zstd dictionary once it holds this many documents,
+/// on all of them; later documents are compressed with it. Fewer make too few
+/// samples for a dictionary worth its size.
+const TRAIN_AFTER_DOCUMENTS: usize = 1000;
+
+/// The largest dictionary trained (zstd's own default size).
+const DICTIONARY_BYTES: usize = 112_640;
 
 /// How an update treats the fields it is given.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +130,9 @@ pub struct Collection {
     visible: watch::Sender<u64>,
     /// Whether some task is committing now.
     committing: AtomicBool,
+    /// The zstd dictionary for new documents: unset until trained (or loaded),
+    /// `None` once training failed.
+    dictionary: OnceLock<Option<Arc<Dictionary>>>,
 }
 
 struct WriteState {
@@ -146,7 +157,15 @@ impl Collection {
         let uid = uuid::Uuid::new_v4().as_u64_pair().0;
         let index = empty_index(&schema)?;
         let docs = DocMap::new();
-        Collection::build(name, schema, uid, now_micros(), index, docs, requests)
+        Collection::build(
+            name,
+            schema,
+            uid,
+            now_micros(),
+            index,
+            (docs, None),
+            requests,
+        )
     }
 
     /// An empty collection as a log record defines it.
@@ -157,7 +176,7 @@ impl Collection {
         let (name, schema) = definition(&record)?;
         let index = empty_index(&schema)?;
         let (uid, time, docs) = (record.uid, record.create_time, DocMap::new());
-        Collection::build(name, schema, uid, time, index, docs, requests)
+        Collection::build(name, schema, uid, time, index, (docs, None), requests)
     }
 
     /// A collection read back from a checkpoint or snapshot.
@@ -174,7 +193,8 @@ impl Collection {
         }
         let (uid, time) = (loaded.record.uid, loaded.record.create_time);
         let index = (index, loaded.index);
-        Collection::build(name, schema, uid, time, index, loaded.docs, requests)
+        let docs = (loaded.docs, loaded.dictionary);
+        Collection::build(name, schema, uid, time, index, docs, requests)
     }
 
     fn build(
@@ -183,7 +203,7 @@ impl Collection {
         uid: u64,
         create_time: i64,
         (index, directory): (Index, RamDirectory),
-        docs: DocMap,
+        (docs, dictionary): (DocMap, Option<Arc<Dictionary>>),
         requests: Arc<Requests>,
     ) -> Result<Arc<Self>> {
         analysis::register(&index);
@@ -220,6 +240,10 @@ impl Collection {
             view: RwLock::new(Arc::new(view)),
             visible: watch::Sender::new(0),
             committing: AtomicBool::new(false),
+            dictionary: match dictionary {
+                Some(dictionary) => OnceLock::from(Some(dictionary)),
+                None => OnceLock::new(),
+            },
         }))
     }
 
@@ -235,6 +259,73 @@ impl Collection {
             create_time: self.create_time,
             fields: self.schema.fields().iter().map(|f| f.to_spec()).collect(),
             synonyms: self.schema.synonyms().sets().to_vec(),
+        }
+    }
+
+    /// The zstd dictionary new documents are compressed with.
+    pub(crate) fn dictionary(&self) -> Option<&Arc<Dictionary>> {
+        self.dictionary.get().and_then(Option::as_ref)
+    }
+
+    /// The dictionary for a new document, trained first if it is due (see
+    /// [`TRAIN_AFTER_DOCUMENTS`]). A failed training leaves documents
+    /// compressed without one.
+    fn dictionary_for_write(&self, state: &mut WriteState) -> Result<Option<Arc<Dictionary>>> {
+        if let Some(dictionary) = self.dictionary.get() {
+            return Ok(dictionary.clone());
+        }
+        let docs = self.docs.read().clone();
+        if docs.len() < TRAIN_AFTER_DOCUMENTS {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let samples = docs
+            .values()
+            .map(|stored| stored.json())
+            .collect::<Result<Vec<_>>>()?;
+        // zstd reserves ids below 2^15 and from 2^31.
+        let id =
+            (1 << 15) + (uuid::Uuid::new_v4().as_u64_pair().0 % ((1 << 31) - (1 << 15))) as u32;
+        let trained = match Dictionary::train(&samples, DICTIONARY_BYTES, id) {
+            Ok(dictionary) => Some(Arc::new(dictionary)),
+            Err(err) => {
+                tracing::warn!(collection = %self.name, %err, "documents stay compressed without a dictionary");
+                None
+            }
+        };
+        if let Some(dictionary) = &trained {
+            self.log(state, || Op::Dictionary {
+                uid: self.uid,
+                bytes: dictionary.bytes().to_vec(),
+            })?;
+            tracing::info!(
+                collection = %self.name,
+                bytes = dictionary.bytes().len(),
+                samples = samples.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "trained a compression dictionary"
+            );
+        }
+        let _ = self.dictionary.set(trained.clone());
+        Ok(trained)
+    }
+
+    /// Sets the dictionary as a log record has it (recovery). A log may repeat
+    /// what the checkpoint before it holds.
+    pub(crate) fn replay_dictionary(&self, bytes: Vec<u8>) -> Result<()> {
+        let dictionary = Dictionary::from_bytes(bytes)?;
+        match self.dictionary() {
+            Some(current) if current.id() == dictionary.id() => Ok(()),
+            Some(current) => Err(EngineError::DataDamaged(format!(
+                "collection {} has dictionary {} and the log names {}",
+                self.name,
+                current.id(),
+                dictionary.id()
+            ))),
+            None => {
+                let _ = self.dictionary.set(Some(Arc::new(dictionary)));
+                Ok(())
+            }
         }
     }
 
@@ -496,7 +587,8 @@ impl Collection {
         };
         let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
         let now = now_micros();
-        let stored = StoredDoc::new(&fields, 1, now, now)?;
+        let dictionary = self.dictionary_for_write(state)?;
+        let stored = StoredDoc::new(&fields, 1, now, now, dictionary.as_ref())?;
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
@@ -579,7 +671,8 @@ impl Collection {
             Some(stored) => (stored.version + 1, stored.create_time),
             None => (1, now),
         };
-        let stored = StoredDoc::new(&new_fields, version, create_time, now)?;
+        let dictionary = self.dictionary_for_write(state)?;
+        let stored = StoredDoc::new(&new_fields, version, create_time, now, dictionary.as_ref())?;
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
@@ -645,7 +738,7 @@ impl Collection {
 
     /// Sets a document as a log record has it (recovery: no checks, no log).
     pub(crate) fn replay_put(&self, doc: DocRecord, request: Option<RequestTag>) -> Result<()> {
-        let (id, stored) = doc.into_stored()?;
+        let (id, stored) = doc.into_stored(self.dictionary())?;
         let mut fields = stored.fields()?;
         let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
         let mut state = self.write.lock();
@@ -728,6 +821,7 @@ impl Collection {
                     record: self.record(),
                     docs,
                     index_files: files,
+                    dictionary: self.dictionary().cloned(),
                 });
             }
         }

@@ -873,3 +873,115 @@ async fn request_ids_are_remembered_across_restarts() {
         .await
         .expect("remembered through the checkpoint");
 }
+
+/// A document as GetDocument returns it: its title and version.
+async fn title_of(clients: &mut Clients, id: &str) -> (String, u64) {
+    let got = clients
+        .documents
+        .get_document(pb::GetDocumentRequest {
+            collection: DOCS.into(),
+            id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let fields = to_json(&got.fields.unwrap());
+    (fields["title"].as_str().unwrap().to_owned(), got.version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_compressed_with_the_trained_dictionary_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    // Past 1,000 documents the collection trains a dictionary; the rest, and
+    // a remembered write, are compressed with it.
+    let title = |i: usize| format!("number {i} of the dictionary test, with words to share");
+    let requests: Vec<_> = (0..1500)
+        .map(|i| pb::ImportDocumentsRequest {
+            collection: DOCS.into(),
+            document: Some(doc(&format!("d{i}"), json!({ "title": title(i) }))),
+            async_visibility: false,
+        })
+        .collect();
+    let summary = clients
+        .documents
+        .import_documents(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.failed_count, 0, "{summary:?}");
+    assert!(
+        process
+            .log_text()
+            .contains("trained a compression dictionary")
+    );
+    let remembered = |title: &str| pb::CreateDocumentRequest {
+        collection: DOCS.into(),
+        document: Some(doc("r", json!({ "title": title }))),
+        async_visibility: false,
+        request_id: "after-the-dictionary".into(),
+    };
+    clients
+        .documents
+        .create_document(remembered("remembered"))
+        .await
+        .unwrap();
+    process.kill9();
+
+    // From the log: the dictionary record comes before the documents using it.
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    for i in [0, 999, 1000, 1499] {
+        assert_eq!(
+            title_of(&mut clients, &format!("d{i}")).await,
+            (title(i), 1)
+        );
+    }
+    assert_eq!(title_of(&mut clients, "r").await.0, "remembered");
+    assert!(process.terminate().success());
+
+    // From the checkpoint written at shutdown, which holds the dictionary.
+    let checkpoints: Vec<_> = std::fs::read_dir(data.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let dictionaries: Vec<_> = checkpoints
+        .iter()
+        .flat_map(|c| std::fs::read_dir(c).unwrap())
+        .map(|e| e.unwrap().path().join("dictionary"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(dictionaries.len(), 1, "{checkpoints:?}");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    assert!(process.log_text().contains("replayed=0"));
+    for i in [0, 999, 1000, 1499] {
+        assert_eq!(
+            title_of(&mut clients, &format!("d{i}")).await,
+            (title(i), 1)
+        );
+    }
+    // The remembered outcome reads back, and a retry returns it unchanged.
+    let retry = clients
+        .documents
+        .create_document(remembered("a different body"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(to_json(&retry.fields.unwrap())["title"], "remembered");
+    let found = clients
+        .search
+        .search(pb::SearchRequest {
+            collection: DOCS.into(),
+            query: "\"number 1499\"".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.total_size, 1);
+    assert_eq!(found.hits[0].document.as_ref().unwrap().id, "d1499");
+}

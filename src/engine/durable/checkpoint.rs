@@ -5,6 +5,7 @@
 //! ```text
 //! DIR/MANIFEST             a frame: format, log position, collection definitions
 //! DIR/c<uid>/docs          frames: the documents
+//! DIR/c<uid>/dictionary    the zstd dictionary of their bodies, once trained
 //! DIR/c<uid>/index/<file>  the index files of one commit (meta.json and segments)
 //! ```
 //! Restoring copies the index files back into memory, so a restart does not
@@ -23,12 +24,15 @@ use super::frame::{self, Next};
 use super::record::{self, CollectionRecord, DocRecord, RequestRecord};
 use super::{damaged, io, sync_dir};
 use crate::engine::collection::DocMap;
-use crate::engine::document::StoredDoc;
+use crate::engine::document::{Dictionary, StoredDoc};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::names::DocId;
 
 /// The layout version of a checkpoint or snapshot directory.
 pub const FORMAT: u32 = 1;
+
+/// A collection's zstd dictionary, if it has one, in its directory.
+const DICTIONARY_FILE: &str = "dictionary";
 
 /// What `MANIFEST` holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,7 +42,8 @@ pub struct Manifest {
     /// taken without a log).
     pub seq: u64,
     pub collections: Vec<CollectionRecord>,
-    /// Remembered request ids (empty in a snapshot).
+    /// Remembered request ids (empty in a snapshot). Their documents are
+    /// compressed without a dictionary: their collection may be gone.
     pub requests: Vec<RequestRecord>,
     /// `document_counts[i]` documents in `collections[i]`.
     pub document_counts: Vec<u64>,
@@ -51,6 +56,7 @@ pub struct Captured {
     pub docs: DocMap,
     /// Index files by name, `meta.json` included.
     pub index_files: Vec<(PathBuf, OwnedBytes)>,
+    pub dictionary: Option<Arc<Dictionary>>,
 }
 
 /// One collection read back.
@@ -58,6 +64,7 @@ pub struct Loaded {
     pub record: CollectionRecord,
     pub docs: DocMap,
     pub index: RamDirectory,
+    pub dictionary: Option<Arc<Dictionary>>,
 }
 
 /// Writes `collections` to `target`, which must not exist: first into a
@@ -81,6 +88,9 @@ pub fn write(
         let index_dir = dir.join("index");
         fs::create_dir_all(&index_dir).map_err(|e| io("creating", &index_dir, &e))?;
         write_docs(&dir.join("docs"), &captured.docs)?;
+        if let Some(dictionary) = &captured.dictionary {
+            write_file(&dir.join(DICTIONARY_FILE), dictionary.bytes())?;
+        }
         let previous_index =
             previous.map(|p| p.join(format!("c{}", captured.record.uid)).join("index"));
         for (name, bytes) in &captured.index_files {
@@ -140,7 +150,15 @@ pub fn read(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(Manifest, Vec<
     let mut loaded = Vec::new();
     for record in manifest.collections.iter().filter(|r| wanted(&r.name)) {
         let cdir = dir.join(format!("c{}", record.uid));
-        let docs = read_docs(&cdir.join("docs"))?;
+        let path = cdir.join(DICTIONARY_FILE);
+        let dictionary = match fs::read(&path) {
+            Ok(bytes) => Some(Arc::new(
+                Dictionary::from_bytes(bytes).map_err(|e| damaged(&path, 0, &e.to_string()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("reading", &path, &e)),
+        };
+        let docs = read_docs(&cdir.join("docs"), dictionary.as_ref())?;
         let index = RamDirectory::create();
         let index_dir = cdir.join("index");
         for entry in fs::read_dir(&index_dir).map_err(|e| io("listing", &index_dir, &e))? {
@@ -155,6 +173,7 @@ pub fn read(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(Manifest, Vec<
             record: record.clone(),
             docs,
             index,
+            dictionary,
         });
     }
     Ok((manifest, loaded))
@@ -181,7 +200,7 @@ fn write_docs(path: &Path, docs: &DocMap) -> Result<()> {
     file.sync_all().map_err(|e| io("syncing", path, &e))
 }
 
-fn read_docs(path: &Path) -> Result<DocMap> {
+fn read_docs(path: &Path, dictionary: Option<&Arc<Dictionary>>) -> Result<DocMap> {
     let data = fs::read(path).map_err(|e| io("reading", path, &e))?;
     let mut docs = DocMap::new();
     let mut offset = 0;
@@ -191,7 +210,7 @@ fn read_docs(path: &Path) -> Result<DocMap> {
                 let doc: DocRecord = record::decode(payload)
                     .map_err(|e| damaged(path, offset, &format!("undecodable document: {e}")))?;
                 let (id, stored) = doc
-                    .into_stored()
+                    .into_stored(dictionary)
                     .map_err(|e| damaged(path, offset, &e.to_string()))?;
                 docs.insert(id, Arc::new(stored));
                 offset = end;
@@ -220,11 +239,17 @@ impl DocRecord {
         }
     }
 
-    /// The id and stored document; fails on an invalid id.
-    pub fn into_stored(self) -> Result<(DocId, StoredDoc)> {
+    /// The id and stored document; fails on an invalid id, or on a body
+    /// compressed with a dictionary other than `dictionary`.
+    pub fn into_stored(self, dictionary: Option<&Arc<Dictionary>>) -> Result<(DocId, StoredDoc)> {
         let id = DocId::parse(&self.id, "id")?;
-        let stored =
-            StoredDoc::from_parts(self.version, self.create_time, self.update_time, self.body);
+        let stored = StoredDoc::from_parts(
+            self.version,
+            self.create_time,
+            self.update_time,
+            self.body,
+            |id| dictionary.filter(|d| d.id() == id).cloned(),
+        )?;
         Ok((id, stored))
     }
 }

@@ -105,7 +105,8 @@ impl Engine {
             for RequestRecord { tag, outcome } in manifest.requests {
                 let outcome = match outcome {
                     OutcomeRecord::Written(doc) => {
-                        let (id, stored) = doc.into_stored()?;
+                        // Written without a dictionary (see `checkpoint`).
+                        let (id, stored) = doc.into_stored(None)?;
                         Outcome::Written {
                             id,
                             stored: Arc::new(stored),
@@ -189,6 +190,11 @@ impl Engine {
                     collection.replay_delete(&id, request)?;
                 }
             }
+            Op::Dictionary { uid, bytes } => {
+                if let Some(collection) = by_uid(uid) {
+                    collection.replay_dictionary(bytes)?;
+                }
+            }
         }
         Ok(())
     }
@@ -235,18 +241,23 @@ impl Engine {
             .requests
             .entries()
             .into_iter()
-            .map(|(tag, outcome)| RequestRecord {
-                tag,
-                outcome: match outcome {
-                    Outcome::Written { id, stored } => {
-                        OutcomeRecord::Written(DocRecord::of(&id, &stored))
-                    }
-                    Outcome::Deleted => OutcomeRecord::Deleted,
-                    Outcome::CollectionCreated { uid } => OutcomeRecord::CollectionCreated(uid),
-                    Outcome::CollectionDeleted => OutcomeRecord::CollectionDeleted,
-                },
+            .map(|(tag, outcome)| {
+                Ok(RequestRecord {
+                    tag,
+                    outcome: match outcome {
+                        // Its collection, and with it the dictionary, may be gone
+                        // by the time a retry reads it back.
+                        Outcome::Written { id, stored } => OutcomeRecord::Written(DocRecord::of(
+                            &id,
+                            &stored.without_dictionary()?,
+                        )),
+                        Outcome::Deleted => OutcomeRecord::Deleted,
+                        Outcome::CollectionCreated { uid } => OutcomeRecord::CollectionCreated(uid),
+                        Outcome::CollectionDeleted => OutcomeRecord::CollectionDeleted,
+                    },
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         checkpoint::write(
             &dir.join(format!("{seq:020}")),
             previous.as_deref(),

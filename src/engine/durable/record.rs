@@ -38,6 +38,13 @@ pub enum Op {
         id: String,
         request: Option<RequestTag>,
     },
+    /// The collection's documents from here on are compressed with this zstd
+    /// dictionary. (Last, so that logs written before it still decode.)
+    Dictionary {
+        uid: u64,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// A collection's definition.

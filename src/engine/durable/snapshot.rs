@@ -183,7 +183,8 @@ impl Engine {
     }
 }
 
-/// Logs a restored collection as a create and a put per document; if that
+/// Logs a restored collection as a create, its dictionary (before the documents
+/// compressed with it) and a put per document; if that
 /// fails half-way, logs its deletion, and if even that fails, stops the log
 /// (the restart will show the partial collection, never a silent gap).
 fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64> {
@@ -192,12 +193,16 @@ fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64>
         request: None,
     })?;
     let docs = collection.live_docs();
-    for (id, stored) in &docs {
-        let op = Op::Put {
-            uid: collection.uid(),
-            doc: DocRecord::of(id, stored),
-            request: None,
-        };
+    let dictionary = collection.dictionary().map(|d| Op::Dictionary {
+        uid: collection.uid(),
+        bytes: d.bytes().to_vec(),
+    });
+    let puts = docs.iter().map(|(id, stored)| Op::Put {
+        uid: collection.uid(),
+        doc: DocRecord::of(id, stored),
+        request: None,
+    });
+    for op in dictionary.into_iter().chain(puts) {
         match journal.append(op) {
             Ok(seq) => last = seq,
             Err(err) => {
