@@ -43,9 +43,13 @@ const WRITER_MEMORY_BYTES_PER_THREAD: usize = 24 << 20;
 const MAX_WRITER_THREADS: usize = 4;
 
 /// A collection trains its zstd dictionary once it holds this many documents,
-/// on all of them; later documents are compressed with it. Fewer make too few
+/// on these documents; later ones are compressed with it (earlier ones stay as
+/// they are). Fewer make too few
 /// samples for a dictionary worth its size.
 const TRAIN_AFTER_DOCUMENTS: usize = 1000;
+
+/// Training reads at most this many bytes of documents.
+const TRAIN_SAMPLE_BYTES: usize = 16 << 20;
 
 /// The largest dictionary trained (zstd's own default size).
 const DICTIONARY_BYTES: usize = 112_640;
@@ -279,10 +283,18 @@ impl Collection {
             return Ok(None);
         }
         let started = Instant::now();
-        let samples = docs
-            .values()
-            .map(|stored| stored.json())
-            .collect::<Result<Vec<_>>>()?;
+        // As many documents as it takes, up to a bound on their bytes (a
+        // collection restored from an older data directory may hold millions).
+        let mut samples = Vec::new();
+        let mut sample_bytes = 0;
+        for stored in docs.values().take(TRAIN_AFTER_DOCUMENTS) {
+            let json = stored.json()?;
+            sample_bytes += json.len();
+            samples.push(json);
+            if sample_bytes >= TRAIN_SAMPLE_BYTES {
+                break;
+            }
+        }
         // zstd reserves ids below 2^15 and from 2^31.
         let id =
             (1 << 15) + (uuid::Uuid::new_v4().as_u64_pair().0 % ((1 << 31) - (1 << 15))) as u32;
