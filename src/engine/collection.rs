@@ -390,9 +390,10 @@ impl Collection {
         // commits still pinned by a view. (tantivy's `space_usage` fails on some
         // segments and would report a partial figure.)
         let index_bytes = self.directory.total_mem_usage() as u64;
+        let dictionary_bytes = self.dictionary().map_or(0, |d| d.memory_bytes()) as u64;
         Stats {
             document_count,
-            memory_bytes: doc_bytes as u64 + index_bytes,
+            memory_bytes: doc_bytes as u64 + index_bytes + dictionary_bytes,
         }
     }
 

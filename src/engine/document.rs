@@ -352,6 +352,11 @@ impl Dictionary {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// Bytes this dictionary holds in memory: itself and zstd's prepared forms.
+    pub fn memory_bytes(&self) -> usize {
+        self.bytes.len() + self.encoder.as_cdict().sizeof() + self.decoder.as_ddict().sizeof()
+    }
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -586,6 +591,7 @@ mod tests {
             .collect();
         let dictionary = Arc::new(Dictionary::train(&samples, 16 << 10, 40_000).unwrap());
         assert_eq!(dictionary.id(), 40_000);
+        assert!(dictionary.memory_bytes() > dictionary.bytes().len());
         let again = Dictionary::from_bytes(dictionary.bytes().to_vec()).unwrap();
         assert_eq!(again.id(), 40_000);
 
