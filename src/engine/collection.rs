@@ -44,8 +44,7 @@ const MAX_WRITER_THREADS: usize = 4;
 
 /// A collection trains its zstd dictionary once it holds this many documents,
 /// on these documents; later ones are compressed with it (earlier ones stay as
-/// they are). Fewer make too few
-/// samples for a dictionary worth its size.
+/// they are). Fewer make too few samples for a dictionary worth its size.
 const TRAIN_AFTER_DOCUMENTS: usize = 1000;
 
 /// Training reads at most this many bytes of documents.
@@ -278,10 +277,11 @@ impl Collection {
         if let Some(dictionary) = self.dictionary.get() {
             return Ok(dictionary.clone());
         }
-        let docs = self.docs.read().clone();
-        if docs.len() < TRAIN_AFTER_DOCUMENTS {
+        // Every write to a small collection asks: no snapshot of the map for that.
+        if self.docs.read().len() < TRAIN_AFTER_DOCUMENTS {
             return Ok(None);
         }
+        let docs = self.docs.read().clone();
         let started = Instant::now();
         // As many documents as it takes, up to a bound on their bytes (a
         // collection restored from an older data directory may hold millions).
