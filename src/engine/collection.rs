@@ -22,6 +22,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
 use tokio::sync::watch;
 
 use super::analysis;
+use super::directory::IndexDirectory;
 use super::document::{self, Dictionary, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
@@ -188,7 +189,7 @@ impl Collection {
         requests: Arc<Requests>,
     ) -> Result<Arc<Self>> {
         let (name, schema) = definition(&loaded.record)?;
-        let index = Index::open(loaded.index.clone())?;
+        let index = Index::open(IndexDirectory::new(loaded.index.clone()))?;
         if index.schema() != *schema.tantivy() {
             return Err(EngineError::DataDamaged(format!(
                 "the index of collection {name} does not match its definition"
@@ -946,7 +947,7 @@ impl Collection {
 fn empty_index(schema: &CollectionSchema) -> Result<(Index, RamDirectory)> {
     let directory = RamDirectory::create();
     let index = Index::create(
-        directory.clone(),
+        IndexDirectory::new(directory.clone()),
         schema.tantivy().clone(),
         Default::default(),
     )?;

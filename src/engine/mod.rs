@@ -3,6 +3,7 @@
 
 mod analysis;
 mod collection;
+mod directory;
 mod document;
 pub mod durable;
 mod error;

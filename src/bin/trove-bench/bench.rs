@@ -39,6 +39,22 @@ pub struct Args {
 
 type Doc = (String, Map<String, Value>);
 
+/// Options of `trove-bench visibility`.
+#[derive(clap::Args)]
+pub struct VisibilityArgs {
+    /// Documents imported before the writes.
+    #[arg(long, default_value_t = 20_000)]
+    docs: usize,
+    /// Seconds each round of writes under the search load runs.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Rounds, each reported on its own line, then all together.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
 /// Results of one load phase.
 struct Load {
     count: usize,
@@ -221,6 +237,71 @@ async fn trove_search(
     .await
 }
 
+/// Imports `docs` into `news` in one ImportDocuments stream.
+async fn import(channel: &Channel, docs: &[Doc]) -> anyhow::Result<()> {
+    let stream_docs = Arc::new(docs.to_vec());
+    let requests = (0..stream_docs.len()).map(move |i| pb::ImportDocumentsRequest {
+        collection: "news".into(),
+        document: Some(pb::Document {
+            id: stream_docs[i].0.clone(),
+            fields: Some(fields_to_struct(stream_docs[i].1.clone())),
+            ..Default::default()
+        }),
+        async_visibility: false,
+    });
+    let imported = DocumentServiceClient::new(channel.clone())
+        .import_documents(tokio_stream::iter(requests))
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        imported.failed_count == 0,
+        "import failures: {:?}",
+        imported.failures
+    );
+    Ok(())
+}
+
+/// Single-document writes, each returning when searchable, one at a time for
+/// `seconds` while 16 clients search; ids start at `visibility-{first}`. Returns
+/// the writes' latencies and the search load's figures.
+async fn visibility_under_load(
+    addr: &str,
+    channel: &Channel,
+    queries: Arc<Vec<BenchQuery>>,
+    seconds: f64,
+    seed: u64,
+    first: usize,
+) -> anyhow::Result<(Latencies, Load)> {
+    let load = tokio::spawn({
+        let (addr, queries) = (addr.to_owned(), queries.clone());
+        async move { trove_search(&addr, queries, 16, seconds, false).await }
+    });
+    let mut writer = DocumentServiceClient::new(channel.clone());
+    let mut visibility = Latencies::default();
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut extra = Corpus::new(seed ^ 0x5eed ^ first as u64);
+    let mut n = first;
+    while Instant::now() < until {
+        let (_, fields) = extra.next_doc();
+        let t = Instant::now();
+        writer
+            .create_document(pb::CreateDocumentRequest {
+                collection: "news".into(),
+                document: Some(pb::Document {
+                    id: format!("visibility-{n}"),
+                    fields: Some(fields_to_struct(fields)),
+                    ..Default::default()
+                }),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await?;
+        visibility.push(t.elapsed());
+        n += 1;
+    }
+    Ok((visibility, load.await??))
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let mut corpus = Corpus::new(args.seed);
@@ -252,31 +333,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let channel = trove.wait_serving().await?;
     create_news(&channel, "news").await?;
     let started = Instant::now();
-    let stream_docs = Arc::new(docs.clone());
-    let requests = (0..stream_docs.len()).map({
-        let docs = stream_docs.clone();
-        move |i| pb::ImportDocumentsRequest {
-            collection: "news".into(),
-            document: Some(pb::Document {
-                id: docs[i].0.clone(),
-                fields: Some(fields_to_struct(docs[i].1.clone())),
-                ..Default::default()
-            }),
-            async_visibility: false,
-        }
-    });
-    let imported = DocumentServiceClient::new(channel.clone())
-        .import_documents(tokio_stream::iter(requests))
-        .await?
-        .into_inner();
-    anyhow::ensure!(
-        imported.failed_count == 0,
-        "import failures: {:?}",
-        imported.failures
-    );
+    import(&channel, &docs).await?;
     let trove_ingest = started.elapsed().as_secs_f64();
     eprintln!("trove ingest: {trove_ingest:.1} s");
-    drop(stream_docs);
 
     let started = Instant::now();
     let tantivy = {
@@ -353,34 +412,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let highlighted = trove_search(&trove.addr, queries.clone(), 16, args.seconds, true).await?;
 
     // 5. Write visibility under the search load.
-    let load = tokio::spawn({
-        let (addr, queries, seconds) = (trove.addr.clone(), queries.clone(), args.seconds);
-        async move { trove_search(&addr, queries, 16, seconds, false).await }
-    });
-    let mut writer = DocumentServiceClient::new(channel.clone());
-    let mut visibility = Latencies::default();
-    let until = Instant::now() + Duration::from_secs_f64(args.seconds);
-    let mut extra = Corpus::new(args.seed ^ 0x5eed);
-    let mut n = 0;
-    while Instant::now() < until {
-        let (_, fields) = extra.next_doc();
-        let t = Instant::now();
-        writer
-            .create_document(pb::CreateDocumentRequest {
-                collection: "news".into(),
-                document: Some(pb::Document {
-                    id: format!("visibility-{n}"),
-                    fields: Some(fields_to_struct(fields)),
-                    ..Default::default()
-                }),
-                async_visibility: false,
-                request_id: String::new(),
-            })
-            .await?;
-        visibility.push(t.elapsed());
-        n += 1;
-    }
-    let under_load = load.await??;
+    let (visibility, under_load) = visibility_under_load(
+        &trove.addr,
+        &channel,
+        queries.clone(),
+        args.seconds,
+        args.seed,
+        0,
+    )
+    .await?;
 
     // 3. Point reads: trove vs a bare tonic server answering the same document.
     let sample = DocumentServiceClient::new(channel.clone())
@@ -534,6 +574,54 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         under_load.rate(),
         visibility.percentile_ms(50.0),
         visibility.percentile_ms(99.0)
+    );
+    Ok(())
+}
+
+/// Write visibility alone: the benchmark's phase 5, in several rounds, on a server
+/// loaded with `docs` documents (no peers).
+pub async fn visibility(args: VisibilityArgs) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let mut corpus = Corpus::new(args.seed);
+    let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
+    let bodies: Vec<&str> = docs
+        .iter()
+        .take(1000)
+        .filter_map(|(_, f)| f.get("body").and_then(Value::as_str))
+        .collect();
+    let queries = Arc::new(query_set(args.seed, 240, corpus.vocabulary(), &bodies));
+    let mut trove = Server::spawn(&[], &work.path().join("trove.log"))?;
+    let channel = trove.wait_serving().await?;
+    create_news(&channel, "news").await?;
+    import(&channel, &docs).await?;
+    trove.settle(SETTLE).await?;
+    let mut all = Latencies::default();
+    for round in 0..args.rounds {
+        let (latencies, load) = visibility_under_load(
+            &trove.addr,
+            &channel,
+            queries.clone(),
+            args.seconds,
+            args.seed,
+            round * 1_000_000,
+        )
+        .await?;
+        println!(
+            "round {round}: {} writes, p50 / p99 / max {:.2} / {:.2} / {:.2} ms; search at {:.0} q/s",
+            latencies.len(),
+            latencies.percentile_ms(50.0),
+            latencies.percentile_ms(99.0),
+            latencies.percentile_ms(100.0),
+            load.rate()
+        );
+        all.extend(latencies);
+        trove.settle(SETTLE).await?;
+    }
+    println!(
+        "all: {} writes, p50 / p99 {:.2} / {:.2} ms",
+        all.len(),
+        all.percentile_ms(50.0),
+        all.percentile_ms(99.0)
     );
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! target/release/trove-bench generate --docs 100000 > news.jsonl
 //! target/release/trove-bench durability --docs 100000
 //! target/release/trove-bench load                    # overload: shedding, health, recovery
+//! target/release/trove-bench visibility --docs 20000  # write visibility alone, in rounds
 //! ```
 
 mod bench;
@@ -48,6 +49,8 @@ enum Command {
     },
     /// Write throughput in memory vs durable, and recovery time.
     Durability(durability::Args),
+    /// Write visibility alone (the benchmark's phase 5) over several rounds.
+    Visibility(bench::VisibilityArgs),
     /// Overload: searches at several times the saturation rate; health, shedding
     /// and recovery.
     Load(load::Args),
@@ -80,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Durability(args)) => durability::run(args).await?,
         Some(Command::Load(args)) => load::run(args).await?,
+        Some(Command::Visibility(args)) => bench::visibility(args).await?,
         Some(Command::ServeFixed { document, listen }) => {
             let bytes = std::fs::read(document)?;
             let document: trove::api::pb::Document = prost::Message::decode(&bytes[..])?;
