@@ -81,8 +81,16 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before any thread starts, so that all inherit it (engine/scheduling.rs).
+    trove::engine::shorten_time_slice();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let config = match Cli::parse().into_run() {
         Run::Serve(config) => *config,
         Run::Import(args) => {

@@ -21,6 +21,7 @@ mod query;
 mod requests;
 #[cfg(test)]
 mod robustness;
+mod scheduling;
 mod schema;
 mod search;
 mod search_pool;
@@ -42,6 +43,7 @@ pub use facet::{FacetCounts, FacetRequest};
 pub use highlight::FieldHighlight;
 pub use names::{CollectionName, DocId, FieldName};
 pub use query::{Operator, QueryOptions, Syntax};
+pub use scheduling::shorten_time_slice;
 pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
 pub use search::{Explanation, Highlight, Hit, SearchRequest, SearchResults, page_size};
 

@@ -112,6 +112,9 @@ fn work(queue: &Mutex<Receiver<Job>>) {
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, SEARCH_NICE);
     }
+    // The server's other threads ask for short time slices (`scheduling.rs`); a
+    // search runs for milliseconds and takes the default.
+    super::scheduling::default_time_slice();
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),

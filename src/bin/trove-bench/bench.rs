@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
 use trove::api::fields_to_struct;
@@ -51,6 +52,9 @@ pub struct VisibilityArgs {
     /// Rounds, each reported on its own line, then all together.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Clients searching during the writes (0: writes alone).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
@@ -262,7 +266,7 @@ async fn import(channel: &Channel, docs: &[Doc]) -> anyhow::Result<()> {
 }
 
 /// Single-document writes, each returning when searchable, one at a time for
-/// `seconds` while 16 clients search; ids start at `visibility-{first}`. Returns
+/// `seconds` while `clients` clients search (none: no search load); ids start at `visibility-{first}`. Returns
 /// the writes' latencies and the search load's figures.
 async fn visibility_under_load(
     addr: &str,
@@ -271,10 +275,13 @@ async fn visibility_under_load(
     seconds: f64,
     seed: u64,
     first: usize,
-) -> anyhow::Result<(Latencies, Load)> {
-    let load = tokio::spawn({
-        let (addr, queries) = (addr.to_owned(), queries.clone());
-        async move { trove_search(&addr, queries, 16, seconds, false).await }
+    clients: usize,
+) -> anyhow::Result<(Latencies, Option<Load>)> {
+    let load = (clients > 0).then(|| {
+        tokio::spawn({
+            let (addr, queries) = (addr.to_owned(), queries.clone());
+            async move { trove_search(&addr, queries, clients, seconds, false).await }
+        })
     });
     let mut writer = DocumentServiceClient::new(channel.clone());
     let mut visibility = Latencies::default();
@@ -299,7 +306,11 @@ async fn visibility_under_load(
         visibility.push(t.elapsed());
         n += 1;
     }
-    Ok((visibility, load.await??))
+    let load = match load {
+        Some(load) => Some(load.await??),
+        None => None,
+    };
+    Ok((visibility, load))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -419,8 +430,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.seconds,
         args.seed,
         0,
+        16,
     )
     .await?;
+    let under_load = under_load.context("the search load ran")?;
 
     // 3. Point reads: trove vs a bare tonic server answering the same document.
     let sample = DocumentServiceClient::new(channel.clone())
@@ -604,15 +617,17 @@ pub async fn visibility(args: VisibilityArgs) -> anyhow::Result<()> {
             args.seconds,
             args.seed,
             round * 1_000_000,
+            args.clients,
         )
         .await?;
         println!(
-            "round {round}: {} writes, p50 / p99 / max {:.2} / {:.2} / {:.2} ms; search at {:.0} q/s",
+            "round {round}: {} writes, p50 / p99 / max {:.2} / {:.2} / {:.2} ms; search at {:.0} q/s ({} clients)",
             latencies.len(),
             latencies.percentile_ms(50.0),
             latencies.percentile_ms(99.0),
             latencies.percentile_ms(100.0),
-            load.rate()
+            load.map_or(0.0, |l| l.rate()),
+            args.clients
         );
         all.extend(latencies);
         trove.settle(SETTLE).await?;
