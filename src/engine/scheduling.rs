@@ -51,40 +51,47 @@ pub(crate) fn default_time_slice() {
     set_time_slice(0);
 }
 
+/// The calling thread's scheduling attributes, if the kernel tells them.
+#[cfg(target_os = "linux")]
+fn current_attr() -> Option<SchedAttr> {
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    let mut attr = SchedAttr::default();
+    // SAFETY: sched_getattr writes at most `size` bytes of `attr`, a live
+    // `struct sched_attr` of that size; pid 0 is the calling thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            &mut attr as *mut SchedAttr,
+            size,
+            0,
+        )
+    };
+    (r == 0).then_some(attr)
+}
+
 /// Sets the calling thread's slice (0: the default), keeping its policy and nice
 /// value. Fails quietly: the slice is a hint.
 fn set_time_slice(nanoseconds: u64) {
     #[cfg(target_os = "linux")]
     {
-        let size = std::mem::size_of::<SchedAttr>() as u32;
-        let mut attr = SchedAttr::default();
-        // SAFETY: sched_getattr and sched_setattr read or write at most `size`
-        // bytes of `attr`, a live `struct sched_attr` of that size; pid 0 is the
-        // calling thread.
-        unsafe {
-            if libc::syscall(
-                libc::SYS_sched_getattr,
-                0,
-                &mut attr as *mut SchedAttr,
-                size,
-                0,
-            ) != 0
-            {
-                return;
-            }
-            // Only normal threads have slices; leave a real-time or batch policy alone.
-            if attr.sched_policy != libc::SCHED_OTHER as u32 {
-                return;
-            }
-            attr.size = size;
-            attr.sched_flags = 0;
-            attr.sched_runtime = nanoseconds;
-            if libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) != 0 {
-                tracing::debug!(
-                    err = %std::io::Error::last_os_error(),
-                    "the kernel refused a custom time slice"
-                );
-            }
+        let Some(mut attr) = current_attr() else {
+            return;
+        };
+        // Only normal threads have slices; leave a real-time or batch policy alone.
+        if attr.sched_policy != libc::SCHED_OTHER as u32 {
+            return;
+        }
+        attr.size = std::mem::size_of::<SchedAttr>() as u32;
+        attr.sched_flags = 0;
+        attr.sched_runtime = nanoseconds;
+        // SAFETY: sched_setattr reads `attr.size` bytes of `attr`, a live
+        // `struct sched_attr`; pid 0 is the calling thread.
+        if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) } != 0 {
+            tracing::debug!(
+                err = %std::io::Error::last_os_error(),
+                "the kernel refused a custom time slice"
+            );
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -96,20 +103,7 @@ mod tests {
     use super::*;
 
     fn slice() -> u64 {
-        let size = std::mem::size_of::<SchedAttr>() as u32;
-        let mut attr = SchedAttr::default();
-        // SAFETY: as in `set_time_slice`.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_sched_getattr,
-                0,
-                &mut attr as *mut SchedAttr,
-                size,
-                0,
-            )
-        };
-        assert_eq!(r, 0);
-        attr.sched_runtime
+        current_attr().expect("sched_getattr").sched_runtime
     }
 
     fn kernel_at_least(major: u32, minor: u32) -> bool {

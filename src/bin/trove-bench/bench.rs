@@ -241,6 +241,17 @@ async fn trove_search(
     .await
 }
 
+/// The fixed mixed query set over `corpus`'s vocabulary, with phrases from the
+/// first 1,000 of its `docs`.
+fn queries_for(corpus: &Corpus, docs: &[Doc], seed: u64, count: usize) -> Arc<Vec<BenchQuery>> {
+    let bodies: Vec<&str> = docs
+        .iter()
+        .take(1000)
+        .filter_map(|(_, f)| f.get("body").and_then(Value::as_str))
+        .collect();
+    Arc::new(query_set(seed, count, corpus.vocabulary(), &bodies))
+}
+
 /// Imports `docs` into `news` in one ImportDocuments stream.
 async fn import(channel: &Channel, docs: &[Doc]) -> anyhow::Result<()> {
     let stream_docs = Arc::new(docs.to_vec());
@@ -266,8 +277,8 @@ async fn import(channel: &Channel, docs: &[Doc]) -> anyhow::Result<()> {
 }
 
 /// Single-document writes, each returning when searchable, one at a time for
-/// `seconds` while `clients` clients search (none: no search load); ids start at `visibility-{first}`. Returns
-/// the writes' latencies and the search load's figures.
+/// `seconds` while `clients` clients search (none: no search load); ids start at
+/// `visibility-{first}`. Returns the writes' latencies and the search load's figures.
 async fn visibility_under_load(
     addr: &str,
     channel: &Channel,
@@ -325,17 +336,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             serde_json::to_string(&line).map_or(0, |s| s.len() + 1)
         })
         .sum();
-    let bodies: Vec<&str> = docs
-        .iter()
-        .take(1000)
-        .filter_map(|(_, f)| f.get("body").and_then(Value::as_str))
-        .collect();
-    let queries = Arc::new(query_set(
-        args.seed,
-        args.queries,
-        corpus.vocabulary(),
-        &bodies,
-    ));
+    let queries = queries_for(&corpus, &docs, args.seed, args.queries);
     let mb = jsonl_bytes as f64 / 1e6;
     eprintln!("corpus: {} documents, {mb:.1} MB of JSONL", docs.len());
 
@@ -597,12 +598,7 @@ pub async fn visibility(args: VisibilityArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let mut corpus = Corpus::new(args.seed);
     let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
-    let bodies: Vec<&str> = docs
-        .iter()
-        .take(1000)
-        .filter_map(|(_, f)| f.get("body").and_then(Value::as_str))
-        .collect();
-    let queries = Arc::new(query_set(args.seed, 240, corpus.vocabulary(), &bodies));
+    let queries = queries_for(&corpus, &docs, args.seed, 240);
     let mut trove = Server::spawn(&[], &work.path().join("trove.log"))?;
     let channel = trove.wait_serving().await?;
     create_news(&channel, "news").await?;
