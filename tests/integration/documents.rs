@@ -167,6 +167,56 @@ async fn create_get_update_delete() {
     s.stop().await;
 }
 
+/// Numbers are doubles on the wire: each comes back with the same bits, from a
+/// read and from a search hit (the stored JSON text must parse back exactly).
+/// Whole numbers within ±2^53 are stored as integers, so -0 comes back as 0.
+#[tokio::test]
+async fn doubles_come_back_bit_for_bit() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let numbers = [
+        1.5e-300,
+        0.1,
+        1.0 / 3.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        -2.2250738585072014e-308,
+        123456789.12345679,
+        9007199254740993.0,
+    ];
+    let fields: serde_json::Map<String, serde_json::Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("x{i}"), json!(n)))
+        .chain([("title".to_string(), json!("exact numbers"))])
+        .collect();
+    s.put("c", "d", serde_json::Value::Object(fields)).await;
+    let got = s
+        .documents
+        .get_document(get("c", "d"))
+        .await
+        .unwrap()
+        .into_inner();
+    let hits = s.find(query("c", "exact")).await.hits;
+    for found in [
+        got.fields.unwrap(),
+        hits[0].document.clone().unwrap().fields.unwrap(),
+    ] {
+        for (i, n) in numbers.iter().enumerate() {
+            let value = &found.fields[&format!("x{i}")];
+            let Some(prost_types::value::Kind::NumberValue(back)) = value.kind else {
+                panic!("x{i}: {value:?}")
+            };
+            assert_eq!(
+                back.to_bits(),
+                n.to_bits(),
+                "x{i}: {n:e} came back as {back:e}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn writes_are_visible_to_search_when_they_return() {
     let mut s = Server::start().await;
