@@ -12,7 +12,7 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::error::{EngineError, Result};
 use super::ids::{IdCache, SegmentIds};
-use super::schema::{CollectionSchema, FieldType, ID_FIELD};
+use super::schema::{CollectionSchema, FieldType};
 
 /// One sort key.
 #[derive(Clone, Debug, PartialEq)]
@@ -190,8 +190,7 @@ enum KeyReader {
 pub struct SortSegmentCollector {
     keys: Vec<SortKey>,
     readers: Vec<KeyReader>,
-    ids: Option<StrColumn>,
-    id_text: SegmentIds,
+    ids: Arc<SegmentIds>,
     /// Reused for each collected document's values.
     scratch: Vec<SortValue>,
     /// Relevance order alone (`_score desc`), the usual case: below the
@@ -247,8 +246,7 @@ impl Collector for SortCollector {
         Ok(SortSegmentCollector {
             keys: self.keys.clone(),
             readers,
-            ids: fast.str(ID_FIELD)?,
-            id_text: self.ids.ids(reader)?,
+            ids: self.ids.ids(reader)?,
             scratch: Vec::with_capacity(self.keys.len()),
             score_only,
             threshold_score: if score_only { self.bound.get() } else { None },
@@ -280,16 +278,6 @@ fn ord_to_string(column: &Option<StrColumn>, ord: u64) -> Option<String> {
         .ord_to_str(ord, &mut out)
         .ok()?
         .then_some(out)
-}
-
-/// The id of `doc` in a segment, from its id column and cached ids.
-pub(crate) fn read_id<'a>(
-    column: &Option<StrColumn>,
-    ids: &'a SegmentIds,
-    doc: DocId,
-) -> Option<&'a str> {
-    let ord = column.as_ref()?.term_ords(doc).next()?;
-    ids.get(usize::try_from(ord).ok()?).map(|id| &**id)
 }
 
 impl SortSegmentCollector {
@@ -361,11 +349,7 @@ impl SegmentCollector for SortSegmentCollector {
         self.docs.push(Sorted {
             values: kept,
             id: String::new(),
-            id_ord: self
-                .ids
-                .as_ref()
-                .and_then(|c| c.term_ords(doc).next())
-                .unwrap_or(u64::MAX),
+            id_ord: self.ids.ord(doc).unwrap_or(u64::MAX),
             score,
             address: DocAddress::new(self.segment, doc),
         });
@@ -386,10 +370,10 @@ impl SegmentCollector for SortSegmentCollector {
         }
         // Only the kept documents pay for dictionary lookups.
         for sorted in &mut self.docs {
-            sorted.id = usize::try_from(sorted.id_ord)
-                .ok()
-                .and_then(|ord| self.id_text.get(ord))
-                .map(|id| id.to_string())
+            sorted.id = self
+                .ids
+                .text(sorted.id_ord)
+                .map(str::to_string)
                 .unwrap_or_default();
             for (value, reader) in sorted.values.iter_mut().zip(&self.readers) {
                 if let (SortValue::Ord(ord), KeyReader::Str(column)) = (&*value, reader) {

@@ -11,11 +11,11 @@ use super::error::{EngineError, Result};
 use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
 use super::filter;
 use super::highlight::{self, FieldHighlight, Style};
-use super::order::{self, SortCollector, read_id};
+use super::order::{self, SortCollector};
 use super::page_token::{PageTokens, Position};
 use super::pins::Pins;
 use super::query::{BlendedStatistics, Builder, MarkKind, QueryOptions};
-use super::schema::{FieldType, ID_FIELD};
+use super::schema::FieldType;
 
 /// The default page size of searches and lists.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -169,12 +169,7 @@ pub fn search(
         &(sort, Count, facet_collector),
         &statistics,
     )?;
-    let ranked: Vec<(Score, DocAddress)> = sorted
-        .into_iter()
-        .skip(offset)
-        .map(|s| (s.score, s.address))
-        .collect();
-    let ranked: Vec<_> = ranked.into_iter().take(limit).collect();
+    let ranked: Vec<order::Sorted> = sorted.into_iter().skip(offset).take(limit).collect();
 
     let mut analyzers = match &highlight {
         Some((fields, _)) => fields
@@ -194,8 +189,14 @@ pub fn search(
     };
 
     let mut hits = Vec::with_capacity(ranked.len());
-    for (score, address) in ranked {
-        let document = read_document(collection, &view, address)?;
+    for order::Sorted {
+        score, address, id, ..
+    } in ranked
+    {
+        if id.is_empty() {
+            return Err(EngineError::Internal(format!("no id for {address:?}")));
+        }
+        let document = read_document(&view, &id)?;
         let mut highlights = Vec::new();
         if let Some((_, style)) = &highlight {
             for (name, analyzer, raw, field_marks) in &mut analyzers {
@@ -308,12 +309,8 @@ fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPla
     Ok((fields, style))
 }
 
-fn read_document(collection: &Collection, view: &View, address: DocAddress) -> Result<Document> {
-    let segment = view.searcher.segment_reader(address.segment_ord);
-    let column = segment.fast_fields().str(ID_FIELD)?;
-    let ids = collection.id_cache().ids(segment)?;
-    let id = read_id(&column, &ids, address.doc_id)
-        .ok_or_else(|| EngineError::Internal(format!("no id for {address:?}")))?;
+/// A hit's document, by the id the sort collector read for it.
+fn read_document(view: &View, id: &str) -> Result<Document> {
     let (id, stored) = view.docs.get_key_value(&id_key(id)?).ok_or_else(|| {
         EngineError::Internal(format!("indexed document {id:?} missing from its view"))
     })?;
