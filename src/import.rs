@@ -104,7 +104,7 @@ pub async fn import(
     // Requests go out as they are read; what each stream position came from is kept
     // to report failures by line.
     let (requests_tx, requests_rx) = mpsc::channel::<ImportDocumentsRequest>(READ_AHEAD);
-    let call = {
+    let mut call = {
         let mut client = DocumentServiceClient::new(channel).max_decoding_message_size(256 << 20);
         tokio::spawn(async move {
             client
@@ -115,6 +115,7 @@ pub async fn import(
     let mut origins = Vec::new();
     let mut failures = Vec::new();
     let mut bytes = 0u64;
+    let mut ended = None;
     while let Some(item) = items_rx.recv().await {
         match item {
             Ok(item) => {
@@ -134,8 +135,19 @@ pub async fn import(
                     }),
                     async_visibility,
                 };
-                if requests_tx.send(request).await.is_err() {
-                    break; // the call ended early; its status says why
+                // The server may end the call before reading everything (a
+                // missing collection, say); the stream is then no longer read, and
+                // a send would wait forever.
+                tokio::select! {
+                    outcome = &mut call => {
+                        ended = Some(outcome);
+                        break;
+                    }
+                    sent = requests_tx.send(request) => {
+                        if sent.is_err() {
+                            break; // the call ended; its status says why
+                        }
+                    }
                 }
                 if origins.len() % 1000 == 0 {
                     let rate = origins.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -146,14 +158,19 @@ pub async fn import(
         }
     }
     drop(requests_tx);
-    reader.await.context("reader task")??;
-    let response: ImportDocumentsResponse = call
-        .await
+    let outcome = match ended {
+        Some(outcome) => outcome,
+        None => call.await,
+    };
+    // Stops the reader if the call ended early.
+    drop(items_rx);
+    let response: ImportDocumentsResponse = outcome
         .context("import task")?
         .map_err(|status| {
             anyhow::anyhow!("import failed: {:?}: {}", status.code(), status.message())
         })?
         .into_inner();
+    reader.await.context("reader task")??;
     bar.finish_and_clear();
     for failure in response.failures {
         let origin = origins

@@ -71,6 +71,31 @@ async fn imports_jsonl_idempotently_and_reports_bad_lines() {
     s.stop().await;
 }
 
+/// A call the server ends early (here, a missing collection) ends the import at
+/// once, however much of the file is left: the client no longer waits to send
+/// what the server will not read.
+#[tokio::test]
+async fn an_import_the_server_refuses_ends_without_sending_the_rest() {
+    let s = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.jsonl");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let body = "word ".repeat(200);
+    for i in 0..20_000 {
+        writeln!(file, r#"{{"id": "d{i}", "body": "{body}"}}"#).unwrap();
+    }
+    drop(file);
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        trove::import::import(s.channel.clone(), "missing", &path, false, false),
+    )
+    .await
+    .expect("the import hung after the server refused it");
+    let err = outcome.unwrap_err();
+    assert!(err.to_string().contains("NotFound"), "{err}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn imports_a_directory_of_articles() {
     let mut s = Server::start_seeded().await;
