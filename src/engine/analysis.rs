@@ -3,9 +3,11 @@
 
 use tantivy::Index;
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, Stemmer,
-    StopWordFilter, TextAnalyzer,
+    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, StopWordFilter,
+    TextAnalyzer,
 };
+
+use super::stem::MemoStemmer;
 
 /// Tokens longer than this many bytes are dropped (they are never words).
 const MAX_TOKEN_BYTES: usize = 255;
@@ -237,8 +239,11 @@ fn stemmed(lang: Language) -> TextAnalyzer {
         lang => StopWordFilter::new(lang),
     };
     match stop {
-        Some(stop) => standard().filter(stop).filter(Stemmer::new(lang)).build(),
-        None => standard().filter(Stemmer::new(lang)).build(),
+        Some(stop) => standard()
+            .filter(stop)
+            .filter(MemoStemmer::new(lang))
+            .build(),
+        None => standard().filter(MemoStemmer::new(lang)).build(),
     }
 }
 

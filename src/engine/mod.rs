@@ -25,6 +25,7 @@ mod scheduling;
 mod schema;
 mod search;
 mod search_pool;
+mod stem;
 mod suggest;
 pub mod timestamp;
 
