@@ -4,13 +4,15 @@
 //! Zipf's law, so nearly every token of a large import is a word already seen,
 //! and the algorithm took about an eighth of the indexing threads' time (a
 //! profile of a 20,000-document import). This filter looks each word up in a
-//! memo shared by the clones of one analyzer (tantivy clones it for every
-//! segment it writes) and runs the same Snowball stemmer (`frostem`, the crate
-//! tantivy's filter calls) only on a miss. Written by hand because neither
-//! tantivy nor frostem offers a memo; the output is the same, token for token.
+//! memo, one per language for the whole process (so its memory stays bounded
+//! however many collections there are), and runs the same Snowball stemmer
+//! (`frostem`, the crate tantivy's filter calls) only on a miss. Written by hand
+//! because neither tantivy nor frostem offers a memo; the output is the same,
+//! token for token.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use frostem::Algorithm;
 use parking_lot::Mutex;
@@ -20,9 +22,9 @@ use tantivy::tokenizer::{Language, Token, TokenFilter, TokenStream, Tokenizer};
 /// Shards of the memo, so that indexing threads rarely wait for each other.
 const SHARDS: usize = 16;
 
-/// Words a shard remembers before it starts again (about 64k words in all, a
-/// few MB): enough for a language's working vocabulary, bounded against a
-/// stream of distinct tokens (ids, numbers).
+/// Words a shard remembers before it starts again (64k words per language, at
+/// most about 6 MB): enough for a language's working vocabulary, bounded against
+/// a stream of distinct tokens (ids, numbers).
 const WORDS_PER_SHARD: usize = 4096;
 
 /// Longer words are stemmed each time rather than remembered.
@@ -39,13 +41,23 @@ struct Memo {
     shards: [Mutex<FxHashMap<Box<str>, Box<str>>>; SHARDS],
 }
 
+/// The memo of each language in use.
+static MEMOS: LazyLock<Mutex<HashMap<Language, Arc<Memo>>>> = LazyLock::new(Default::default);
+
 impl MemoStemmer {
     pub fn new(language: Language) -> Self {
+        let memo = MEMOS
+            .lock()
+            .entry(language)
+            .or_insert_with(|| {
+                Arc::new(Memo {
+                    shards: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
+                })
+            })
+            .clone();
         MemoStemmer {
             stemmer: frostem::Stemmer::new(algorithm(language)),
-            memo: Arc::new(Memo {
-                shards: std::array::from_fn(|_| Mutex::new(FxHashMap::default())),
-            }),
+            memo,
         }
     }
 }
@@ -168,8 +180,8 @@ mod tests {
         out
     }
 
-    /// The same tokens as tantivy's `Stemmer`, from a memo that is cold, warm,
-    /// shared by clones and overflowing.
+    /// The same tokens as tantivy's `Stemmer`, from a memo that is warm, shared
+    /// by clones and by analyzers of the same language, and overflowing.
     #[test]
     fn stems_as_tantivy_does() {
         let texts = [
@@ -203,11 +215,17 @@ mod tests {
                 .filter(memo.clone())
                 .build();
             let mut clone = first.clone();
+            let mut other = TextAnalyzer::builder(SimpleTokenizer::default())
+                .filter(LowerCaser)
+                .filter(MemoStemmer::new(language))
+                .build();
             let want = tokens(&mut expected, &text);
-            assert_eq!(tokens(&mut first, &text), want, "cold, {language:?}");
-            assert_eq!(tokens(&mut first, &text), want, "warm, {language:?}");
+            assert_eq!(tokens(&mut first, &text), want, "first, {language:?}");
+            assert_eq!(tokens(&mut first, &text), want, "again, {language:?}");
             assert_eq!(tokens(&mut clone, &text), want, "a clone, {language:?}");
+            assert_eq!(tokens(&mut other, &text), want, "another, {language:?}");
             assert!(memo.memo.shards.iter().any(|s| !s.lock().is_empty()));
+            assert!(Arc::ptr_eq(&memo.memo, &MemoStemmer::new(language).memo));
         }
         // More distinct words than the memo keeps: shards start again and the
         // words still come out right.
