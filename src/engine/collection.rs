@@ -378,6 +378,19 @@ impl Collection {
             .set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
     }
 
+    /// Merges every segment into one, as the merge policy does in the background,
+    /// and returns once the merge has ended. Publishes no view.
+    #[cfg(test)]
+    pub(crate) fn merge_all(&self) -> Result<()> {
+        let merged = {
+            let mut state = self.write.lock();
+            let ids = self.index.searchable_segment_ids()?;
+            state.writer.merge(&ids)
+        };
+        merged.wait()?;
+        Ok(())
+    }
+
     /// The latest published view, for search.
     pub(crate) fn view(&self) -> Arc<View> {
         self.view.read().clone()
@@ -542,6 +555,35 @@ impl Collection {
     pub fn has_pending_writes(&self) -> bool {
         let state = self.write.lock();
         state.seq > state.committed_seq
+    }
+
+    /// Whether the index's segments differ from the published view's: a background
+    /// merge has ended since the last commit.
+    pub fn is_merged_since_view(&self) -> Result<bool> {
+        let mut current = self.index.searchable_segment_ids()?;
+        let view = self.view();
+        let mut published: Vec<_> = view
+            .searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        current.sort_unstable();
+        published.sort_unstable();
+        Ok(current != published)
+    }
+
+    /// Publishes a view of the index's current segments, unless a commit (which
+    /// publishes one) is under way. A merge that ends after the last commit
+    /// replaces its segments only in the index: until a view names the merged
+    /// segment, the published one holds the segments it replaced, which doubles
+    /// their memory.
+    pub async fn publish_merged(self: &Arc<Self>) -> Result<()> {
+        if self.committing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let this = self.clone();
+        blocking(move || this.commit()).await
     }
 
     async fn finish(self: &Arc<Self>, seq: u64, log_seq: u64, wait: bool) -> Result<()> {
@@ -982,4 +1024,44 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| EngineError::Internal(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A merge that ends after the last commit changes the index, not the view;
+    /// `publish_merged` then publishes a view of the merged segment, so the view
+    /// no longer holds the segments it replaced.
+    #[tokio::test]
+    async fn a_merge_ended_after_the_last_commit_is_published() {
+        let name = CollectionName::parse("merging", "name").unwrap();
+        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+            .expect("a collection");
+        collection.stop_merges();
+        for i in 0..4 {
+            let fields = json!({"title": format!("rust {i}")});
+            let id = DocId::parse(&format!("d{i}"), "id").unwrap();
+            let fields = fields.as_object().unwrap().clone();
+            collection.create(Some(id), fields, true, "").await.unwrap();
+        }
+        let segments = |c: &Collection| c.view().searcher.segment_readers().len();
+        assert_eq!(segments(&collection), 4, "one segment per visible write");
+        assert!(!collection.is_merged_since_view().unwrap());
+
+        collection.merge_all().unwrap();
+        assert!(collection.is_merged_since_view().unwrap());
+        assert_eq!(segments(&collection), 4, "the view is the last commit's");
+
+        let before = collection.view().id;
+        collection.publish_merged().await.unwrap();
+        let view = collection.view();
+        assert_ne!(view.id, before, "a new view");
+        assert_eq!(segments(&collection), 1);
+        assert_eq!(view.searcher.num_docs(), 4);
+        assert_eq!(view.docs.len(), 4);
+        assert!(!collection.is_merged_since_view().unwrap());
+    }
 }

@@ -309,17 +309,16 @@ impl Engine {
         Ok(analysis::tokens_of(&mut analyzer, text))
     }
 
-    /// Makes every collection's pending asynchronous writes visible.
+    /// Makes every collection's pending asynchronous writes visible, and publishes
+    /// the segments of merges that ended after the last commit.
     pub async fn refresh_all(&self) -> Result<()> {
-        let pending: Vec<Arc<Collection>> = self
-            .collections
-            .read()
-            .values()
-            .filter(|c| c.has_pending_writes())
-            .cloned()
-            .collect();
-        for collection in pending {
-            collection.refresh().await?;
+        let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
+        for collection in collections {
+            if collection.has_pending_writes() {
+                collection.refresh().await?;
+            } else if collection.is_merged_since_view()? {
+                collection.publish_merged().await?;
+            }
         }
         Ok(())
     }
