@@ -255,9 +255,7 @@ pub async fn serve(
             let mut tick = tokio::time::interval(REFRESH_INTERVAL);
             loop {
                 tick.tick().await;
-                if let Err(err) = engine.refresh_all().await {
-                    tracing::error!(%err, "refresh failed");
-                }
+                engine.refresh_all().await;
                 if sample_metrics {
                     crate::metrics::sample(&engine);
                 }

@@ -310,16 +310,22 @@ impl Engine {
     }
 
     /// Makes every collection's pending asynchronous writes visible, and publishes
-    /// the segments of merges that ended after the last commit.
-    pub async fn refresh_all(&self) -> Result<()> {
+    /// the segments of merges that ended after the last commit. A collection that
+    /// fails is logged and does not hold back the others.
+    pub async fn refresh_all(&self) {
         let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
         for collection in collections {
-            if collection.has_pending_writes() {
-                collection.refresh().await?;
-            } else if collection.is_merged_since_view()? {
-                collection.publish_merged().await?;
+            let refreshed = if collection.has_pending_writes() {
+                collection.refresh().await
+            } else {
+                match collection.is_merged_since_view() {
+                    Ok(true) => collection.publish_merged().await,
+                    other => other.map(|_| ()),
+                }
+            };
+            if let Err(err) = refreshed {
+                tracing::error!(collection = %collection.name(), %err, "refresh failed");
             }
         }
-        Ok(())
     }
 }
