@@ -46,13 +46,13 @@ const MAX_WRITER_THREADS: usize = 4;
 /// A collection trains its zstd dictionary once it holds this many documents,
 /// on these documents; later ones are compressed with it (earlier ones stay as
 /// they are). Fewer make too few samples for a dictionary worth its size.
-const TRAIN_AFTER_DOCUMENTS: usize = 1000;
+pub const TRAIN_AFTER_DOCUMENTS: usize = 1000;
 
 /// Training reads at most this many bytes of documents.
 const TRAIN_SAMPLE_BYTES: usize = 16 << 20;
 
 /// The largest dictionary trained (zstd's own default size).
-const DICTIONARY_BYTES: usize = 112_640;
+pub const DICTIONARY_BYTES: usize = 112_640;
 
 /// How an update treats the fields it is given.
 #[derive(Clone, Debug, PartialEq)]

@@ -37,8 +37,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::RwLock;
 
 pub use analysis::{Analyzer, Token, analyze};
-pub use collection::{Collection, ImportResult, Patch, Stats, Update};
-pub use document::{Document, Fields, MAX_SAFE_INTEGER};
+pub use collection::{
+    Collection, DICTIONARY_BYTES, ImportResult, Patch, Stats, TRAIN_AFTER_DOCUMENTS, Update,
+};
+pub use document::{Dictionary, Document, Fields, MAX_SAFE_INTEGER, StoredDoc};
 pub use error::{EngineError, Result};
 pub use facet::{FacetCounts, FacetRequest};
 pub use highlight::FieldHighlight;

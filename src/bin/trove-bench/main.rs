@@ -62,6 +62,13 @@ enum Command {
         document: std::path::PathBuf,
         #[arg(long)]
         listen: std::net::SocketAddr,
+        /// A stored document's compressed body, decompressed before each answer.
+        #[arg(long)]
+        read_body: Option<std::path::PathBuf>,
+        /// The dictionary `--read-body` was compressed with, as
+        /// `Dictionary::bytes` gives it.
+        #[arg(long, requires = "read_body")]
+        read_dictionary: Option<std::path::PathBuf>,
     },
 }
 
@@ -84,10 +91,19 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Durability(args)) => durability::run(args).await?,
         Some(Command::Load(args)) => load::run(args).await?,
         Some(Command::Visibility(args)) => bench::visibility(args).await?,
-        Some(Command::ServeFixed { document, listen }) => {
+        Some(Command::ServeFixed {
+            document,
+            listen,
+            read_body,
+            read_dictionary,
+        }) => {
             let bytes = std::fs::read(document)?;
             let document: trove::api::pb::Document = prost::Message::decode(&bytes[..])?;
-            fixed::serve(listen, document).await?;
+            let read = match read_body {
+                None => None,
+                Some(body) => Some(fixed::stored_doc(&body, read_dictionary.as_deref())?),
+            };
+            fixed::serve(listen, document, read).await?;
         }
     }
     Ok(())
