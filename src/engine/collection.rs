@@ -8,6 +8,7 @@
 //! Each commit publishes a [`View`]: a tantivy searcher and the document map as of
 //! that commit, so a search reads documents exactly as the index saw them.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +19,10 @@ use imbl::OrdMap;
 use parking_lot::{Mutex, RwLock};
 use tantivy::directory::error::OpenReadError;
 use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Term};
+use tantivy::indexer::{AddOperation, SegmentWriter};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Segment, TantivyDocument, Term,
+};
 use tokio::sync::watch;
 
 use super::analysis;
@@ -141,6 +145,11 @@ pub struct Collection {
 
 struct WriteState {
     writer: IndexWriter,
+    /// The documents of writes that wait to be searchable, indexed by the
+    /// writing thread into a segment of their own (see [`WriteState::add`]).
+    waiting: Option<WaitingSegment>,
+    /// The documents deleted from the index since the last commit.
+    deleted: HashSet<DocId>,
     /// Writes applied so far.
     seq: u64,
     /// Writes covered by the last commit.
@@ -149,6 +158,118 @@ struct WriteState {
     doc_bytes: usize,
     /// The log record of the last write (0 without a log).
     log_seq: u64,
+}
+
+/// The memory budget of the segment that writes waiting to be searchable are
+/// indexed into: tantivy sizes a new segment's term hash table from its budget,
+/// so this one starts with 2^13 slots (64 KiB) and grows as terms arrive. The
+/// writer's indexing threads (tantivy's minimum budget is 15 MB) start each
+/// segment with 2^19 slots, 4 MB to fill and scan back for one document.
+const WAITING_SEGMENT_BUDGET_BYTES: usize = 256 << 10;
+
+/// A segment being written by the threads of writes that wait to be searchable.
+struct WaitingSegment {
+    writer: SegmentWriter,
+    segment: Segment,
+    /// The ids of its documents.
+    ids: HashSet<DocId>,
+}
+
+impl WriteState {
+    /// Indexes document `id`: into the segment of writes that wait to be
+    /// searchable when `waited`, on this thread; otherwise through the writer's
+    /// indexing threads, which batch documents into large segments.
+    ///
+    /// A commit of a few documents costs mostly what tantivy does once per
+    /// segment, and its indexing threads start each segment with a term hash
+    /// table sized for their budget (2^19 slots, 4 MB to fill and scan back for
+    /// one document); the waiting segment's budget starts it at 2^13.
+    ///
+    /// A document deleted since the last commit goes to the indexing threads
+    /// (see `add_waiting_segment`).
+    fn add(&mut self, id: &DocId, doc: TantivyDocument, waited: bool) -> Result<()> {
+        if !waited || self.deleted.contains(id) {
+            self.writer.add_document(doc)?;
+            return Ok(());
+        }
+        let waiting = match &mut self.waiting {
+            Some(waiting) => waiting,
+            empty => {
+                let segment = self.writer.new_segment();
+                empty.insert(WaitingSegment {
+                    writer: SegmentWriter::for_segment(
+                        WAITING_SEGMENT_BUDGET_BYTES,
+                        segment.clone(),
+                    )?,
+                    segment,
+                    ids: HashSet::new(),
+                })
+            }
+        };
+        // An operation stamp orders a segment's documents against the deletes
+        // applied to it; a segment that joins the index whole has no use for it.
+        waiting.writer.add_document(AddOperation {
+            opstamp: 0,
+            document: doc,
+        })?;
+        waiting.ids.insert(id.clone());
+        if waiting.writer.mem_usage() >= WRITER_MEMORY_BYTES_PER_THREAD {
+            self.add_waiting_segment()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes document `id` from the index. If the waiting segment holds it,
+    /// that segment joins the index first, so that the delete applies to it.
+    fn delete(&mut self, id: &DocId, term: Term) -> Result<()> {
+        if self.waiting.as_ref().is_some_and(|w| w.ids.contains(id)) {
+            self.add_waiting_segment()?;
+        }
+        self.writer.delete_term(term);
+        self.deleted.insert(id.clone());
+        Ok(())
+    }
+
+    /// Commits every write applied so far.
+    fn commit(&mut self) -> Result<()> {
+        self.add_waiting_segment()?;
+        self.writer.commit()?;
+        // The commit brought every segment's deletes up to date, which moves
+        // tantivy's delete queue past the deletes made so far; with no segment
+        // at all nothing did, so they stay remembered.
+        if !self.writer.index().searchable_segment_ids()?.is_empty() {
+            self.deleted.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the waiting segment's files and hands it to the writer, which
+    /// makes it part of the next commit.
+    ///
+    /// tantivy applies to a segment it is handed every delete made after the
+    /// oldest delete its queue had not yet moved past, which can be older than
+    /// the segment's documents: a replaced document's new version would be
+    /// deleted with the old one. So a document deleted since the last commit
+    /// never enters the waiting segment (see `add`), and one deleted while in it
+    /// makes the segment join the index first (see `delete`).
+    fn add_waiting_segment(&mut self) -> Result<()> {
+        let Some(WaitingSegment {
+            writer, segment, ..
+        }) = self.waiting.take()
+        else {
+            return Ok(());
+        };
+        let max_doc = writer.max_doc();
+        writer.finalize()?;
+        let meta = segment.with_max_doc(max_doc).meta().clone();
+        // Lets the garbage collector delete the temporary store file, as
+        // tantivy's own indexing threads do once a segment is written.
+        meta.untrack_temp_docstore();
+        // `add_segment` is public but hidden from tantivy's documentation: it is
+        // what tantivy's indexing threads call through the segment updater.
+        self.writer.add_segment(meta)?;
+        Ok(())
+    }
 }
 
 impl Collection {
@@ -235,6 +356,8 @@ impl Collection {
             reader,
             write: Mutex::new(WriteState {
                 writer,
+                waiting: None,
+                deleted: HashSet::new(),
                 seq: 0,
                 committed_seq: 0,
                 doc_bytes,
@@ -458,7 +581,7 @@ impl Collection {
             if let Some(outcome) = this.remembered(&tag)? {
                 return Ok((outcome_document(outcome)?, state.seq, state.log_seq));
             }
-            let doc = this.apply_create(&mut state, id, fields, tag)?;
+            let doc = this.apply_create(&mut state, id, fields, tag, wait)?;
             Ok((doc, state.seq, state.log_seq))
         })
         .await?;
@@ -481,7 +604,7 @@ impl Collection {
             if let Some(outcome) = this.remembered(&tag)? {
                 return Ok((outcome_document(outcome)?, state.seq, state.log_seq));
             }
-            let doc = this.apply_update(&mut state, update, tag)?;
+            let doc = this.apply_update(&mut state, update, tag, wait)?;
             Ok((doc, state.seq, state.log_seq))
         })
         .await?;
@@ -524,7 +647,7 @@ impl Collection {
             let results = items
                 .into_iter()
                 .map(|(id, fields)| match id {
-                    None => this.apply_create(&mut state, None, fields, None),
+                    None => this.apply_create(&mut state, None, fields, None, false),
                     Some(id) => this.apply_update(
                         &mut state,
                         Update {
@@ -535,6 +658,7 @@ impl Collection {
                             expected_version: 0,
                         },
                         None,
+                        false,
                     ),
                 })
                 .collect();
@@ -628,6 +752,7 @@ impl Collection {
         id: Option<DocId>,
         mut fields: Fields,
         request: Option<RequestTag>,
+        waited: bool,
     ) -> Result<Document> {
         let id = match id {
             Some(id) => {
@@ -650,7 +775,7 @@ impl Collection {
             doc: DocRecord::of(&id, &stored),
             request: request.clone(),
         })?;
-        state.writer.add_document(tantivy_doc)?;
+        state.add(&id, tantivy_doc, waited)?;
         let stored = self.put(state, &id, stored, None);
         self.remember(request, &id, stored);
         Ok(Document {
@@ -667,6 +792,7 @@ impl Collection {
         state: &mut WriteState,
         update: Update,
         request: Option<RequestTag>,
+        waited: bool,
     ) -> Result<Document> {
         let Update {
             id,
@@ -735,9 +861,9 @@ impl Collection {
             request: request.clone(),
         })?;
         if current.is_some() {
-            state.writer.delete_term(self.id_term(&id));
+            state.delete(&id, self.id_term(&id))?;
         }
-        state.writer.add_document(tantivy_doc)?;
+        state.add(&id, tantivy_doc, waited)?;
         let stored = self.put(state, &id, stored, current.as_deref());
         self.remember(request, &id, stored);
         Ok(Document {
@@ -772,7 +898,7 @@ impl Collection {
             id: id.to_string(),
             request: request.clone(),
         })?;
-        state.writer.delete_term(self.id_term(id));
+        state.delete(id, self.id_term(id))?;
         self.docs.write().remove(id);
         state.doc_bytes -= current.memory_bytes();
         state.seq += 1;
@@ -799,8 +925,8 @@ impl Collection {
         let tantivy_doc = document::prepare(&self.schema, &id, &mut fields)?;
         let mut state = self.write.lock();
         let current = self.docs.read().get(&id).cloned();
-        state.writer.delete_term(self.id_term(&id));
-        state.writer.add_document(tantivy_doc)?;
+        state.delete(&id, self.id_term(&id))?;
+        state.add(&id, tantivy_doc, false)?;
         let stored = self.put(&mut state, &id, stored, current.as_deref());
         self.remember(request, &id, stored);
         Ok(())
@@ -810,7 +936,7 @@ impl Collection {
     pub(crate) fn replay_delete(&self, id: &str, request: Option<RequestTag>) -> Result<()> {
         let id = DocId::parse(id, "id")?;
         let mut state = self.write.lock();
-        state.writer.delete_term(self.id_term(&id));
+        state.delete(&id, self.id_term(&id))?;
         if let Some(current) = self.docs.write().remove(&id) {
             state.doc_bytes -= current.memory_bytes();
         }
@@ -834,7 +960,7 @@ impl Collection {
     pub(crate) fn capture(&self) -> Result<Captured> {
         let mut state = self.write.lock();
         if state.seq > state.committed_seq {
-            state.writer.commit()?;
+            state.commit()?;
             state.committed_seq = state.seq;
         }
         let docs = self.docs.read().clone();
@@ -966,7 +1092,7 @@ impl Collection {
         let mut state = self.write.lock();
         let seq = state.seq;
         if seq > state.committed_seq {
-            state.writer.commit()?;
+            state.commit()?;
             state.committed_seq = seq;
         }
         // Reload and snapshot under the lock, so the view's searcher and document
@@ -1063,5 +1189,84 @@ mod tests {
         assert_eq!(view.searcher.num_docs(), 4);
         assert_eq!(view.docs.len(), 4);
         assert!(!collection.is_merged_since_view().unwrap());
+    }
+
+    /// The documents of `view` holding `term`.
+    fn documents_holding(view: &View, term: Term) -> usize {
+        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        view.searcher
+            .search(&query, &tantivy::collector::Count)
+            .unwrap()
+    }
+
+    /// Writes that wait to be searchable are indexed into a segment of their
+    /// own, the others by the writer's threads. Replacing or deleting a document
+    /// before a commit leaves only its last version in the index, whichever way
+    /// each write went.
+    #[tokio::test]
+    async fn the_waiting_segment_keeps_only_the_last_version_of_a_document() {
+        let name = CollectionName::parse("waiting", "name").unwrap();
+        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+            .expect("a collection");
+        let id = |s: &str| DocId::parse(s, "id").unwrap();
+        let fields = |title: &str| json!({"title": title}).as_object().unwrap().clone();
+        let replace = |i: &str, title: &str| Update {
+            id: id(i),
+            fields: fields(title),
+            patch: Patch::Replace,
+            allow_missing: false,
+            expected_version: 0,
+        };
+        {
+            let c = &collection;
+            let mut state = c.write.lock();
+            // (first write waited, second write waited) for a, b, c; d deleted.
+            for (i, first, second) in [("a", true, true), ("b", true, false), ("c", false, true)] {
+                c.apply_create(&mut state, Some(id(i)), fields("first"), None, first)
+                    .unwrap();
+                c.apply_update(&mut state, replace(i, "second"), None, second)
+                    .unwrap();
+            }
+            c.apply_create(&mut state, Some(id("d")), fields("first"), None, true)
+                .unwrap();
+            c.apply_delete(&mut state, &id("d"), 0, None).unwrap();
+            c.apply_create(&mut state, Some(id("e")), fields("second"), None, true)
+                .unwrap();
+            assert!(state.waiting.is_some(), "waited writes are pending");
+        }
+        collection.refresh().await.unwrap();
+
+        let view = collection.view();
+        let count = |term: Term| documents_holding(&view, term);
+        for (i, expected) in [("a", 1), ("b", 1), ("c", 1), ("d", 0), ("e", 1)] {
+            assert_eq!(count(collection.id_term(&id(i))), expected, "document {i}");
+        }
+        let (_, title) = collection.schema.field("title").unwrap();
+        assert_eq!(
+            count(Term::from_field_text(title, "first")),
+            0,
+            "no first version left"
+        );
+        assert_eq!(count(Term::from_field_text(title, "second")), 4);
+        assert_eq!(view.searcher.num_docs(), 4);
+
+        // After a commit: a document deleted before it, created again.
+        for (i, title) in [("d", "third"), ("f", "third")] {
+            collection
+                .create(Some(id(i)), fields(title), true, "")
+                .await
+                .unwrap();
+        }
+        collection
+            .update(replace("e", "third"), true, "")
+            .await
+            .unwrap();
+        let view = collection.view();
+        let count = |term: Term| documents_holding(&view, term);
+        for i in ["a", "b", "c", "d", "e", "f"] {
+            assert_eq!(count(collection.id_term(&id(i))), 1, "document {i}");
+        }
+        assert_eq!(count(Term::from_field_text(title, "third")), 3);
+        assert_eq!(view.searcher.num_docs(), 6);
     }
 }
