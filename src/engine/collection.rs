@@ -7,6 +7,14 @@
 //! and commits everything written so far; the others wait on a watch channel.
 //! Each commit publishes a [`View`]: a tantivy searcher and the document map as of
 //! that commit, so a search reads documents exactly as the index saw them.
+//!
+//! The index gets a write one of two ways. Imports and writes that do not wait
+//! go to the `IndexWriter`'s indexing threads, which batch them into large
+//! segments. A write that waits to be searchable is indexed on the writing
+//! thread into the waiting segment, a `SegmentWriter` of its own with a small
+//! memory budget, which the commit hands to the writer whole: a commit of a
+//! few documents costs mostly tantivy's per-segment work, and the indexing
+//! threads start every segment with a term hash table sized for their budget.
 
 use std::collections::HashSet;
 use std::ops::Bound;
