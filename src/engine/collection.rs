@@ -39,6 +39,7 @@ use super::document::{self, Dictionary, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
 use super::error::{EngineError, Result};
 use super::ids::IdCache;
+use super::merging::SmallFirst;
 use super::names::{CollectionName, DocId};
 use super::requests::{Outcome, RequestTag, Requests};
 use super::schema::CollectionSchema;
@@ -345,6 +346,7 @@ impl Collection {
             .min(MAX_WRITER_THREADS);
         let writer =
             index.writer_with_num_threads(threads, threads * WRITER_MEMORY_BYTES_PER_THREAD)?;
+        writer.set_merge_policy(Box::<SmallFirst>::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -13,6 +13,7 @@ mod filter;
 pub mod fuzz;
 mod highlight;
 mod ids;
+mod merging;
 mod names;
 mod order;
 mod page_token;
