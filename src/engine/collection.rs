@@ -246,7 +246,7 @@ impl WriteState {
         // The commit brought every segment's deletes up to date, which moves
         // tantivy's delete queue past the deletes made so far; with no segment
         // at all nothing did, so they stay remembered.
-        if !self.writer.index().searchable_segment_ids()?.is_empty() {
+        if !self.deleted.is_empty() && !self.writer.index().searchable_segment_ids()?.is_empty() {
             self.deleted.clear();
         }
         Ok(())

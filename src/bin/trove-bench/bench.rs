@@ -505,22 +505,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     trove.kill9()?;
     let fixed_path = work.path().join("fixed.pb");
     std::fs::write(&fixed_path, prost::Message::encode_to_vec(&sample))?;
-    let mut bare = Server::spawn_bench_child(
-        &[
-            "serve-fixed".into(),
-            "--document".into(),
-            fixed_path.to_string_lossy().into(),
-        ],
-        &work.path().join("bare.log"),
-    )?;
+    let fixed_args: Vec<String> = vec![
+        "serve-fixed".into(),
+        "--document".into(),
+        fixed_path.to_string_lossy().into(),
+    ];
+    let mut bare = Server::spawn_bench_child(&fixed_args, &work.path().join("bare.log"))?;
     bare.wait_listening().await?;
     let (bare_get, bare_get_cpu) =
         with_cpu(Some(&bare), get_load(bare.addr.clone(), ids.clone())).await?;
     drop(bare);
     // The same server decompressing the document as trove stores it before
     // each answer: the ceiling for a server that keeps its documents compressed.
-    let mut read_args = vec!["serve-fixed".into(), "--document".into()];
-    read_args.push(fixed_path.to_string_lossy().into());
+    let mut read_args = fixed_args;
     read_args.extend(stored_like_trove(&docs, work.path())?);
     let mut bare_read = Server::spawn_bench_child(&read_args, &work.path().join("bare-read.log"))?;
     bare_read.wait_listening().await?;
