@@ -148,6 +148,12 @@ impl KeySet {
                 limiter,
             });
         }
+        // A file with no keys would lock every client out, admin included:
+        // most likely a file caught half-written or emptied by mistake.
+        anyhow::ensure!(
+            !keys.is_empty(),
+            "the file has no [[keys]]: every client would be refused"
+        );
         Ok(KeySet { keys })
     }
 
@@ -454,6 +460,9 @@ mod tests {
                 "at least 1",
             ),
             ("keys = 3", "invalid type"),
+            ("", "no [[keys]]"),
+            ("# all keys removed\n", "no [[keys]]"),
+            ("[[keys]]\nkey = \"k\"\nsco", "expected"),
         ] {
             let err = format!("{:#}", KeySet::parse(text).err().expect(text));
             assert!(err.contains(reason), "{text:?}: {err}");

@@ -139,6 +139,10 @@ pub struct Config {
     /// would exceed this (e.g. `4GiB`); reads and deletes go on.
     #[arg(long, env = "TROVE_MAX_MEMORY", value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// The most collections the server holds; CreateCollection and
+    /// RestoreSnapshot beyond it are RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TROVE_MAX_COLLECTIONS", default_value_t = crate::engine::DEFAULT_MAX_COLLECTIONS)]
+    pub max_collections: usize,
     /// Allow listening on a non-loopback address without API keys.
     #[arg(long, env = "TROVE_INSECURE")]
     pub insecure: bool,
@@ -234,6 +238,7 @@ impl Config {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_connection_age: None,
             max_memory: None,
+            max_collections: crate::engine::DEFAULT_MAX_COLLECTIONS,
             insecure: false,
         }
     }

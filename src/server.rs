@@ -44,6 +44,9 @@ pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// A collection's index writer (and its threads) is closed after this long
+/// without a write.
+pub const WRITER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often pending asynchronous writes are made visible.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -69,7 +72,7 @@ pub async fn run(
 /// empty until [`serve`] has recovered it).
 pub fn engine_for(config: &Config) -> Arc<Engine> {
     let ttl = Duration::from_secs(config.snapshot_ttl);
-    Arc::new(match &config.data_dir {
+    let engine = match &config.data_dir {
         None => Engine::new(ttl, config.max_snapshots),
         Some(path) => Engine::durable(
             ttl,
@@ -80,7 +83,8 @@ pub fn engine_for(config: &Config) -> Arc<Engine> {
                 checkpoint_bytes: config.checkpoint_bytes,
             },
         ),
-    })
+    };
+    Arc::new(engine.with_max_collections(config.max_collections))
 }
 
 /// Serves `engine` on `listener` until `shutdown` completes (see [`run`]).
@@ -269,8 +273,25 @@ pub async fn serve(
             }
         }
     });
+    // Closes the index writers (and their threads) of collections nobody
+    // writes to; blocking, since a writer's merges must end first.
+    let closer = tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            let mut tick = tokio::time::interval(WRITER_IDLE_TIMEOUT / 4);
+            loop {
+                tick.tick().await;
+                let engine = engine.clone();
+                let closed = tokio::task::spawn_blocking(move || {
+                    engine.close_idle_writers(WRITER_IDLE_TIMEOUT)
+                });
+                let _ = closed.await;
+            }
+        }
+    });
     let result = server.await;
     refresher.abort();
+    closer.abort();
     result??;
     // A checkpoint at shutdown makes the next start read no log.
     let engine_for_checkpoint = engine.clone();

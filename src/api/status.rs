@@ -6,16 +6,28 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::engine::EngineError;
 
+/// The message of every INTERNAL status trove's own handlers answer (the cause
+/// goes to the log). An INTERNAL status with another message comes from tonic's
+/// transport, which reports every request it cannot read as INTERNAL.
+pub const INTERNAL_MESSAGE: &str = "internal error; see the server log";
+
+/// gRPC's compression spec requires INTERNAL for a message whose compressed
+/// flag is set on a call without `grpc-encoding`; tonic's text for it.
+const SPEC_INTERNAL: &str = "received message with compressed-flag but no grpc-encoding";
+
 /// The status for an engine error. Every variant is matched, so a new one must
 /// choose its code here.
 pub fn status_from(err: EngineError) -> Status {
-    let message = err.to_string();
+    let message = bounded(err.to_string());
     match err {
-        EngineError::InvalidArgument { field, message } => Status::with_error_details(
-            Code::InvalidArgument,
-            message.clone(),
-            ErrorDetails::with_bad_request_violation(field, message),
-        ),
+        EngineError::InvalidArgument { field, message } => {
+            let message = bounded(message);
+            Status::with_error_details(
+                Code::InvalidArgument,
+                message.clone(),
+                ErrorDetails::with_bad_request_violation(bounded(field), message),
+            )
+        }
         EngineError::Syntax {
             field,
             position,
@@ -25,7 +37,7 @@ pub fn status_from(err: EngineError) -> Status {
             message,
             ErrorDetails::with_bad_request_violation(
                 field,
-                format!("{description} at position {position}"),
+                bounded(format!("{description} at position {position}")),
             ),
         ),
         EngineError::CollectionNotFound(_)
@@ -40,6 +52,7 @@ pub fn status_from(err: EngineError) -> Status {
             message.clone(),
             ErrorDetails::with_error_info("PAGE_TOKEN_EXPIRED", "trove", []),
         ),
+        EngineError::LimitExceeded(_) => Status::resource_exhausted(message),
         EngineError::StorageFull(cause) => {
             tracing::warn!(%cause, "write refused");
             Status::resource_exhausted(message)
@@ -54,9 +67,28 @@ pub fn status_from(err: EngineError) -> Status {
         }
         EngineError::Internal(cause) => {
             tracing::error!(%cause, "internal error");
-            Status::internal("internal error; see the server log")
+            Status::internal(INTERNAL_MESSAGE)
         }
     }
+}
+
+/// The longest message (and detail) a status carries, in bytes. Messages may
+/// quote the request, and travel in HTTP/2 headers, percent-encoded: a long
+/// quote would pass the client's header size limit, which then sees a
+/// protocol error instead of the status.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] at a character boundary, with `…`.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES - '…'.len_utf8();
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
 }
 
 /// An invalid-argument status naming the request field, for checks made at the
@@ -66,17 +98,25 @@ pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> S
 }
 
 /// Rewrites the codes tonic itself gives to bad input: an oversized message is
-/// OUT_OF_RANGE there and RESOURCE_EXHAUSTED here; a message that does not decode
-/// is INTERNAL there and INVALID_ARGUMENT here. Returns `None` for any other status.
+/// OUT_OF_RANGE there and RESOURCE_EXHAUSTED here; a request that cannot be read
+/// (truncated, an unknown compression flag, corrupt compressed data, no message
+/// at all, bytes that are not the message) is INTERNAL there and
+/// INVALID_ARGUMENT here. tonic gives these no kind of their own, so they are
+/// told apart by origin: every INTERNAL status of trove's own handlers carries
+/// [`INTERNAL_MESSAGE`], and any other INTERNAL status in a response's headers
+/// was made by the transport before the handler ran. Returns `None` for any
+/// other status.
 pub fn map_transport_status(code: Code, message: &str) -> Option<(Code, String)> {
     match code {
         Code::OutOfRange if message.contains("message length too large") => {
             Some((Code::ResourceExhausted, message.to_owned()))
         }
-        Code::Internal if message.contains("failed to decode Protobuf message") => Some((
-            Code::InvalidArgument,
-            format!("request does not decode: {message}"),
-        )),
+        Code::Internal if message != INTERNAL_MESSAGE && !message.contains(SPEC_INTERNAL) => {
+            Some((
+                Code::InvalidArgument,
+                format!("request does not decode: {message}"),
+            ))
+        }
         _ => None,
     }
 }
@@ -129,10 +169,24 @@ mod tests {
             Code::InvalidArgument,
         );
         check(EngineError::Internal("x".into()), Code::Internal);
+        check(
+            EngineError::LimitExceeded("x".into()),
+            Code::ResourceExhausted,
+        );
         let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
         check(EngineError::storage("log", &full), Code::ResourceExhausted);
         let other = std::io::Error::other("bad disk");
         check(EngineError::storage("log", &other), Code::Unavailable);
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let status = status_from(EngineError::invalid("query", "語".repeat(2000)));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        assert!(status.message().ends_with('…'));
+        let details = status.get_error_details();
+        let description = &details.bad_request().unwrap().field_violations[0].description;
+        assert!(description.len() <= MAX_MESSAGE_BYTES);
     }
 
     #[test]
@@ -160,6 +214,25 @@ mod tests {
                 .0,
             Code::InvalidArgument
         );
-        assert!(map_transport_status(Code::Internal, "internal error").is_none());
+        for unreadable in [
+            "Unexpected EOF decoding stream.",
+            "protocol error: received message with invalid compression flag: 2 (valid flags are 0 and 1), while sending request",
+            "Error decompressing: corrupt deflate stream, while sending request",
+            "Missing request message.",
+        ] {
+            assert_eq!(
+                map_transport_status(Code::Internal, unreadable).unwrap().0,
+                Code::InvalidArgument,
+                "{unreadable}"
+            );
+        }
+        assert!(map_transport_status(Code::Internal, INTERNAL_MESSAGE).is_none());
+        assert!(
+            map_transport_status(
+                Code::Internal,
+                "protocol error: received message with compressed-flag but no grpc-encoding was specified"
+            )
+            .is_none()
+        );
     }
 }

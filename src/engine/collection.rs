@@ -21,13 +21,13 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imbl::OrdMap;
 use parking_lot::{Mutex, RwLock};
 use tantivy::directory::error::OpenReadError;
 use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
-use tantivy::indexer::{AddOperation, SegmentWriter};
+use tantivy::indexer::{AddOperation, IndexWriterOptions, SegmentWriter};
 use tantivy::{
     Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, Segment, TantivyDocument, Term,
 };
@@ -55,6 +55,9 @@ const WRITER_MEMORY_BYTES_PER_THREAD: usize = 24 << 20;
 /// stemming, building postings) is what limits imports and log replay: one
 /// thread per core, up to this.
 const MAX_WRITER_THREADS: usize = 4;
+/// The merge threads of a collection's writer (tantivy's default is 4, each an
+/// OS thread per collection): merges of one collection run one at a time.
+const MERGE_THREADS: usize = 1;
 
 /// A collection trains its zstd dictionary once it holds this many documents,
 /// on these documents; later ones are compressed with it (earlier ones stay as
@@ -97,15 +100,20 @@ pub type ImportResult = Result<Document>;
 pub struct View {
     /// Unique across the process: page tokens name the view they page through.
     pub(crate) id: u64,
+    /// The incarnation of the collection it shows (see [`Collection::uid`]): a
+    /// page token must not walk a deleted collection's view into a new
+    /// collection of the same name.
+    pub(crate) collection: u64,
     pub(crate) searcher: Searcher,
     pub(crate) docs: DocMap,
 }
 
 impl View {
-    fn new(searcher: Searcher, docs: DocMap) -> Self {
+    fn new(collection: u64, searcher: Searcher, docs: DocMap) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         View {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            collection,
             searcher,
             docs,
         }
@@ -153,7 +161,17 @@ pub struct Collection {
 }
 
 struct WriteState {
-    writer: IndexWriter,
+    /// Opened by the first write and closed once the collection has been idle
+    /// for a while (see [`Collection::close_idle_writer`]): a writer runs
+    /// threads of its own, and a collection nobody writes to needs none.
+    writer: Option<IndexWriter>,
+    /// The index, to open the writer on.
+    index: Index,
+    /// When the last write was applied.
+    last_write: Instant,
+    /// Merges stopped (tests): a writer opened later stops them too.
+    #[cfg(test)]
+    merges_stopped: bool,
     /// The documents of writes that wait to be searchable, indexed by the
     /// writing thread into a segment of their own (see [`WriteState::add`]).
     waiting: Option<WaitingSegment>,
@@ -185,6 +203,31 @@ struct WaitingSegment {
 }
 
 impl WriteState {
+    /// The writer, opened if it is closed.
+    fn writer(&mut self) -> Result<&mut IndexWriter> {
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            closed => {
+                let threads = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(MAX_WRITER_THREADS);
+                let options = IndexWriterOptions::builder()
+                    .num_worker_threads(threads)
+                    .memory_budget_per_thread(WRITER_MEMORY_BYTES_PER_THREAD)
+                    .num_merge_threads(MERGE_THREADS)
+                    .build();
+                let writer = self.index.writer_with_options(options)?;
+                writer.set_merge_policy(Box::<SmallFirst>::default());
+                #[cfg(test)]
+                if self.merges_stopped {
+                    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+                }
+                closed.insert(writer)
+            }
+        };
+        Ok(writer)
+    }
+
     /// Indexes document `id`: into the segment of writes that wait to be
     /// searchable when `waited`, on this thread; otherwise through the writer's
     /// indexing threads, which batch documents into large segments.
@@ -197,14 +240,16 @@ impl WriteState {
     /// A document deleted since the last commit goes to the indexing threads
     /// (see `add_waiting_segment`).
     fn add(&mut self, id: &DocId, doc: TantivyDocument, waited: bool) -> Result<()> {
+        self.last_write = Instant::now();
         if !waited || self.deleted.contains(id) {
-            self.writer.add_document(doc)?;
+            self.writer()?.add_document(doc)?;
             return Ok(());
         }
+        self.writer()?;
         let waiting = match &mut self.waiting {
             Some(waiting) => waiting,
             empty => {
-                let segment = self.writer.new_segment();
+                let segment = self.index.new_segment();
                 empty.insert(WaitingSegment {
                     writer: SegmentWriter::for_segment(
                         WAITING_SEGMENT_BUDGET_BYTES,
@@ -234,7 +279,8 @@ impl WriteState {
         if self.waiting.as_ref().is_some_and(|w| w.ids.contains(id)) {
             self.add_waiting_segment()?;
         }
-        self.writer.delete_term(term);
+        self.last_write = Instant::now();
+        self.writer()?.delete_term(term);
         self.deleted.insert(id.clone());
         Ok(())
     }
@@ -242,11 +288,11 @@ impl WriteState {
     /// Commits every write applied so far.
     fn commit(&mut self) -> Result<()> {
         self.add_waiting_segment()?;
-        self.writer.commit()?;
+        self.writer()?.commit()?;
         // The commit brought every segment's deletes up to date, which moves
         // tantivy's delete queue past the deletes made so far; with no segment
         // at all nothing did, so they stay remembered.
-        if !self.deleted.is_empty() && !self.writer.index().searchable_segment_ids()?.is_empty() {
+        if !self.deleted.is_empty() && !self.index.searchable_segment_ids()?.is_empty() {
             self.deleted.clear();
         }
         Ok(())
@@ -276,8 +322,24 @@ impl WriteState {
         meta.untrack_temp_docstore();
         // `add_segment` is public but hidden from tantivy's documentation: it is
         // what tantivy's indexing threads call through the segment updater.
-        self.writer.add_segment(meta)?;
+        self.writer()?.add_segment(meta)?;
         Ok(())
+    }
+
+    /// Closes the writer if nothing is pending and no write came for `idle`,
+    /// after its merges end. Returns whether it closed it.
+    fn close_writer_if_idle(&mut self, idle: Duration) -> Result<bool> {
+        let pending = self.waiting.is_some() || self.seq > self.committed_seq;
+        if self.writer.is_none() || pending || self.last_write.elapsed() < idle {
+            return Ok(false);
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.wait_merging_threads()?;
+        }
+        // Every delete was applied by the last commit; a new writer starts
+        // with an empty delete queue.
+        self.deleted.clear();
+        Ok(true)
     }
 }
 
@@ -341,18 +403,13 @@ impl Collection {
         requests: Arc<Requests>,
     ) -> Result<Arc<Self>> {
         analysis::register(&index);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WRITER_THREADS);
-        let writer =
-            index.writer_with_num_threads(threads, threads * WRITER_MEMORY_BYTES_PER_THREAD)?;
-        writer.set_merge_policy(Box::<SmallFirst>::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let doc_bytes = docs.values().map(|d| d.memory_bytes()).sum();
-        let view = View::new(reader.searcher(), docs.clone());
+        let writer_index = index.clone();
+        let view = View::new(uid, reader.searcher(), docs.clone());
         Ok(Arc::new(Collection {
             name,
             uid,
@@ -365,7 +422,11 @@ impl Collection {
             directory,
             reader,
             write: Mutex::new(WriteState {
-                writer,
+                writer: None,
+                index: writer_index,
+                last_write: Instant::now(),
+                #[cfg(test)]
+                merges_stopped: false,
                 waiting: None,
                 deleted: HashSet::new(),
                 seq: 0,
@@ -505,10 +566,11 @@ impl Collection {
     /// Stops merging segments, so that a test sees every commit's segments.
     #[cfg(test)]
     pub(crate) fn stop_merges(&self) {
-        let state = self.write.lock();
-        state
-            .writer
-            .set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        let mut state = self.write.lock();
+        state.merges_stopped = true;
+        if let Some(writer) = &state.writer {
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        }
     }
 
     /// Merges every segment into one, as the merge policy does in the background,
@@ -518,7 +580,7 @@ impl Collection {
         let merged = {
             let mut state = self.write.lock();
             let ids = self.index.searchable_segment_ids()?;
-            state.writer.merge(&ids)
+            state.writer()?.merge(&ids)
         };
         merged.wait()?;
         Ok(())
@@ -683,6 +745,19 @@ impl Collection {
     pub async fn refresh(self: &Arc<Self>) -> Result<()> {
         let seq = self.write.lock().seq;
         self.wait_visible(seq).await
+    }
+
+    /// Closes the index writer, and with it its threads, if no write came for
+    /// `idle` and nothing is pending; the next write opens it again. Waits
+    /// for the writer's merges to end, holding the write lock. Blocking.
+    pub fn close_idle_writer(&self, idle: Duration) -> Result<bool> {
+        self.write.lock().close_writer_if_idle(idle)
+    }
+
+    /// Whether the index writer is open (tests).
+    #[cfg(test)]
+    fn writer_open(&self) -> bool {
+        self.write.lock().writer.is_some()
     }
 
     /// Whether some applied writes are not yet visible to search.
@@ -1115,7 +1190,7 @@ impl Collection {
             .map(|r| r.segment_id())
             .collect();
         self.id_cache.retain(&live);
-        let view = View::new(searcher, self.docs.read().clone());
+        let view = View::new(self.uid, searcher, self.docs.read().clone());
         *self.view.write() = Arc::new(view);
         Ok(seq)
     }
@@ -1278,5 +1353,49 @@ mod tests {
         }
         assert_eq!(count(Term::from_field_text(title, "third")), 3);
         assert_eq!(view.searcher.num_docs(), 6);
+    }
+
+    /// A collection opens its writer (and its threads) at the first write and
+    /// closes it when idle; writes after that open it again, and replacing a
+    /// document then still leaves one version of it.
+    #[tokio::test]
+    async fn the_writer_opens_at_the_first_write_and_closes_when_idle() {
+        let name = CollectionName::parse("idle", "name").unwrap();
+        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+            .expect("a collection");
+        assert!(
+            !collection.writer_open(),
+            "an empty collection has no writer"
+        );
+        let id = DocId::parse("a", "id").unwrap();
+        let fields = |title: &str| json!({"title": title}).as_object().unwrap().clone();
+        collection
+            .create(Some(id.clone()), fields("first"), true, "")
+            .await
+            .unwrap();
+        assert!(collection.writer_open());
+        assert!(
+            !collection
+                .close_idle_writer(Duration::from_secs(3600))
+                .unwrap()
+        );
+        assert!(collection.close_idle_writer(Duration::ZERO).unwrap());
+        assert!(!collection.writer_open());
+
+        let update = Update {
+            id: id.clone(),
+            fields: fields("second"),
+            patch: Patch::Replace,
+            allow_missing: false,
+            expected_version: 0,
+        };
+        collection.update(update, true, "").await.unwrap();
+        assert!(collection.writer_open());
+        let view = collection.view();
+        assert_eq!(documents_holding(&view, collection.id_term(&id)), 1);
+        assert_eq!(view.searcher.num_docs(), 1);
+        collection.delete(id.clone(), 0, true, "").await.unwrap();
+        assert!(collection.close_idle_writer(Duration::ZERO).unwrap());
+        assert_eq!(collection.view().searcher.num_docs(), 0);
     }
 }

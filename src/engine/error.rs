@@ -57,6 +57,11 @@ pub enum EngineError {
     #[error("page token expired: {0}")]
     PageTokenExpired(String),
 
+    /// A configured limit of the server is reached (the number of collections,
+    /// the bytes of one response): the request was not applied.
+    #[error("{0}")]
+    LimitExceeded(String),
+
     /// The data directory's file system is full: the write was not applied.
     #[error("storage full: {0}")]
     StorageFull(String),
@@ -102,6 +107,16 @@ impl EngineError {
         } else {
             EngineError::StorageUnavailable(format!("{context}: {err}"))
         }
+    }
+}
+
+/// `text` quoted for an error message, cut after 40 characters: messages
+/// travel in headers, and a quote of a whole request hides the reason.
+pub fn quote(text: &str) -> String {
+    const MAX_CHARS: usize = 40;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
     }
 }
 

@@ -44,7 +44,7 @@ pub use collection::{
 pub use document::{Dictionary, Document, Fields, MAX_SAFE_INTEGER, StoredDoc};
 pub use error::{EngineError, Result};
 pub use facet::{FacetCounts, FacetRequest};
-pub use highlight::FieldHighlight;
+pub use highlight::{FieldHighlight, MAX_ANALYZED_CHARS as MAX_HIGHLIGHT_CHARS};
 pub use names::{CollectionName, DocId, FieldName};
 pub use query::{Operator, QueryOptions, Syntax};
 pub use scheduling::shorten_time_slice;
@@ -71,7 +71,12 @@ pub struct Engine {
     /// False until [`Engine::recover`] has loaded the data directory: requests
     /// are refused meanwhile.
     ready: AtomicBool,
+    /// The most collections (created or restored; recovery loads what exists).
+    max_collections: usize,
 }
+
+/// The most collections by default.
+pub const DEFAULT_MAX_COLLECTIONS: usize = 1000;
 
 impl Default for Engine {
     fn default() -> Self {
@@ -93,7 +98,26 @@ impl Engine {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             ready: AtomicBool::new(true),
+            max_collections: DEFAULT_MAX_COLLECTIONS,
         }
+    }
+
+    /// This engine with at most `max` collections.
+    pub fn with_max_collections(mut self, max: usize) -> Self {
+        self.max_collections = max;
+        self
+    }
+
+    /// RESOURCE_EXHAUSTED unless `adding` more collections fit beside `existing`.
+    fn check_room(&self, existing: usize, adding: usize) -> Result<()> {
+        if existing + adding > self.max_collections {
+            return Err(EngineError::LimitExceeded(format!(
+                "the server holds {existing} collections and its limit is {} \
+                 (--max-collections); delete one first",
+                self.max_collections
+            )));
+        }
+        Ok(())
     }
 
     /// A durable engine on `data`: empty, and refusing requests until
@@ -166,6 +190,7 @@ impl Engine {
                 if collections.contains_key(&name) {
                     return Err(EngineError::CollectionExists(name.to_string()));
                 }
+                self.check_room(collections.len(), 1)?;
                 let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
                 let seq = match self.journal() {
                     Some(journal) => {
@@ -310,6 +335,21 @@ impl Engine {
             .ok_or_else(|| EngineError::invalid("field", format!("unknown field {field:?}")))?;
         let mut analyzer = collection.index().tokenizer_for_field(tantivy_field)?;
         Ok(analysis::tokens_of(&mut analyzer, text))
+    }
+
+    /// Closes the index writers of collections nobody wrote to for `idle`,
+    /// and with them their threads. Blocking: waits for their merges.
+    pub fn close_idle_writers(&self, idle: std::time::Duration) {
+        let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
+        for collection in collections {
+            match collection.close_idle_writer(idle) {
+                Ok(true) => tracing::debug!(collection = %collection.name(), "idle writer closed"),
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::error!(collection = %collection.name(), %err, "closing an idle writer failed")
+                }
+            }
+        }
     }
 
     /// Makes every collection's pending asynchronous writes visible, and publishes

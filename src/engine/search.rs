@@ -120,11 +120,19 @@ pub fn search(
     ]);
     let (offset, view) = match tokens.decode(&request.page_token, fingerprint)? {
         None => (0, collection.view()),
-        Some(position) => (
-            usize::try_from(position.offset)
-                .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?,
-            pins.get(position.view)?,
-        ),
+        Some(position) => {
+            let view = pins.get(position.view)?;
+            if view.collection != collection.uid() {
+                return Err(EngineError::PageTokenExpired(format!(
+                    "collection {} was deleted and created again since this page token was \
+                     issued; start again from the first page",
+                    collection.name()
+                )));
+            }
+            let offset = usize::try_from(position.offset)
+                .map_err(|_| EngineError::invalid("page_token", "invalid page token"))?;
+            (offset, view)
+        }
     };
 
     let searcher = &view.searcher;
@@ -193,6 +201,9 @@ pub fn search(
         score, address, id, ..
     } in ranked
     {
+        if super::search_pool::cancelled() {
+            return Err(EngineError::Internal("the request was cancelled".into()));
+        }
         if id.is_empty() {
             return Err(EngineError::Internal(format!("no id for {address:?}")));
         }
@@ -204,7 +215,8 @@ pub fn search(
                 else {
                     continue;
                 };
-                if let Some(found) = highlight::highlight(text, analyzer, raw, field_marks, style) {
+                if let Some(found) = highlight::highlight(text, analyzer, raw, field_marks, style)?
+                {
                     highlights.push((name.clone(), found));
                 }
             }

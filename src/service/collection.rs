@@ -43,7 +43,14 @@ impl CollectionService for CollectionHandler {
         })?;
         check_access(access.as_ref(), &name)?;
         let name = collection_name(&name, "collection.name")?;
-        let schema = CollectionSchema::new(&api::field_specs(fields)?)?.with_synonyms(&synonyms)?;
+        let specs = api::field_specs(fields)?;
+        // Synonym sets may be large (a request of megabytes): parsed off the
+        // async workers.
+        let schema = tokio::task::spawn_blocking(move || {
+            CollectionSchema::new(&specs)?.with_synonyms(&synonyms)
+        })
+        .await
+        .map_err(|e| crate::engine::EngineError::Internal(format!("schema task failed: {e}")))??;
         let created = self
             .engine
             .create_collection(name, schema, &request_id)

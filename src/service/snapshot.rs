@@ -43,6 +43,19 @@ fn check_scope<T>(request: &Request<T>, collections: &[String]) -> Result<(), St
         .try_for_each(|name| check_collection(request, name))
 }
 
+/// What a key limited to some collections may see of a snapshot: the
+/// collections within its limit, and the snapshot only if it holds one.
+fn visible(mut info: SnapshotInfo, access: Option<&Access>) -> Option<SnapshotInfo> {
+    let Some(access) = access else {
+        return Some(info);
+    };
+    if access.collections.is_none() {
+        return Some(info);
+    }
+    info.collections.retain(|(name, _)| access.allows(name));
+    (!info.collections.is_empty()).then_some(info)
+}
+
 fn wire(info: SnapshotInfo) -> pb::Snapshot {
     pb::Snapshot {
         name: info.name,
@@ -82,12 +95,17 @@ impl SnapshotService for SnapshotHandler {
 
     async fn list_snapshots(
         &self,
-        _request: Request<pb::ListSnapshotsRequest>,
+        request: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        let access = request.extensions().get::<Access>().cloned();
         let (engine, root) = (self.engine.clone(), self.root.clone());
         let found = blocking(move || engine.list_snapshots(&root)).await?;
         Ok(Response::new(pb::ListSnapshotsResponse {
-            snapshots: found.into_iter().map(wire).collect(),
+            snapshots: found
+                .into_iter()
+                .filter_map(|info| visible(info, access.as_ref()))
+                .map(wire)
+                .collect(),
         }))
     }
 

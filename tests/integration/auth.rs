@@ -36,6 +36,11 @@ scope = "read"
 key = "slow-reader"
 scope = "read"
 rate_per_s = 1
+
+[[keys]]
+key = "news-admin"
+scope = "admin"
+collections = ["news"]
 "#;
 
 /// `message` with `authorization: Bearer key`.
@@ -294,6 +299,74 @@ async fn scopes_and_collection_limits_are_checked_before_validation() {
     server.stop().await;
 }
 
+/// A collection-limited admin key lists only the snapshots that hold one of
+/// its collections, and in them only its collections.
+#[tokio::test]
+async fn a_limited_admin_key_lists_only_its_collections_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = server_with_keys(dir.path()).await;
+    for name in ["news", "private"] {
+        server
+            .collections
+            .create_collection(with_key("admin-secret", create(name)))
+            .await
+            .unwrap();
+        server
+            .documents
+            .create_document(with_key("admin-secret", create_doc(name, "a")))
+            .await
+            .unwrap();
+    }
+    let mut snapshots = SnapshotServiceClient::new(server.channel.clone());
+    for (name, collections) in [
+        ("private-only", vec!["private".to_string()]),
+        ("news-only", vec!["news".to_string()]),
+        ("everything", vec![]),
+    ] {
+        snapshots
+            .create_snapshot(with_key(
+                "admin-secret",
+                pb::CreateSnapshotRequest {
+                    name: name.into(),
+                    collections,
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    let listed = |key: &'static str| {
+        let mut snapshots = snapshots.clone();
+        async move {
+            let found = snapshots
+                .list_snapshots(with_key(key, pb::ListSnapshotsRequest {}))
+                .await
+                .unwrap()
+                .into_inner();
+            found
+                .snapshots
+                .into_iter()
+                .map(|s| {
+                    let names: Vec<String> = s.collections.into_iter().map(|c| c.name).collect();
+                    format!("{}:{}", s.name, names.join(","))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("admin-secret").await,
+        [
+            "everything:news,private",
+            "news-only:news",
+            "private-only:private"
+        ]
+    );
+    assert_eq!(
+        listed("news-admin").await,
+        ["everything:news", "news-only:news"]
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_key_beyond_its_rate_gets_resource_exhausted() {
     let dir = tempfile::tempdir().unwrap();
@@ -383,6 +456,21 @@ async fn sighup_reloads_the_key_file_and_a_bad_file_keeps_the_old_keys() {
         list_code(&mut client, "third").await,
         Some(Code::Unauthenticated)
     );
+
+    // An empty file and a file cut short are errors too: the keys in use stay.
+    for (i, text) in ["", "[[keys]]\nkey = \"fourth\"\nsco"]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&keys, text).unwrap();
+        process.signal(libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while process.log_text().matches("API keys not reloaded").count() < i + 2 {
+            assert!(Instant::now() < deadline, "{}", process.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(list_code(&mut client, "second").await, None, "{text:?}");
+    }
 }
 
 #[test]

@@ -621,6 +621,35 @@ async fn an_unknown_format_or_a_foreign_directory_is_refused() {
     assert!(log.contains("not a trove data directory"), "{log}");
 }
 
+/// A second server on a data directory in use is refused at start-up, naming
+/// the process that holds it; the first keeps serving, and every write it
+/// acknowledged is there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = Process::start(&data, &[]).await;
+    let mut clients = first.connect().await;
+    create_docs_collection(&mut clients).await;
+    write_docs(&mut clients, 0, 5).await;
+
+    let mut second = Process::spawn(&data, &[]);
+    assert!(!second.wait_exit().success());
+    let log = second.log_text();
+    let pid = std::fs::read_to_string(data.join("LOCK")).unwrap();
+    assert!(
+        log.contains("in use by another trove server")
+            && log.contains(&format!("pid {}", pid.trim())),
+        "{log}"
+    );
+
+    write_docs(&mut clients, 5, 10).await;
+    first.kill9();
+    let mut again = Process::start(&data, &[]).await;
+    let mut clients = again.connect().await;
+    assert_eq!(present_ids(&mut clients).await, ids(0..10));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_not_serving_until_recovery_is_complete() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ mod collections;
 mod documents;
 mod durable;
 mod harness;
+mod hostile;
 mod import;
 mod inspect;
 mod overload;

@@ -158,3 +158,71 @@ async fn expired_and_evicted_snapshots_say_page_token_expired() {
     assert_eq!(unique.len(), 3);
     s.stop().await;
 }
+
+/// A page token names the incarnation of its collection: after the collection
+/// is deleted and created again under the same name (with another schema), an
+/// old token is PAGE_TOKEN_EXPIRED and never reads the deleted documents.
+#[tokio::test]
+async fn a_page_token_does_not_outlive_its_collection() {
+    let mut s = Server::start().await;
+    s.create_test_collection("p").await;
+    for i in 0..5 {
+        s.put("p", &format!("old{i}"), json!({"title": "rust", "n": i}))
+            .await;
+    }
+    let mut first = query("p", "rust");
+    first.order_by = "n".into();
+    first.page_size = 2;
+    let page = s.find(first.clone()).await;
+    assert!(!page.next_page_token.is_empty());
+
+    s.collections
+        .delete_collection(pb::DeleteCollectionRequest {
+            name: "p".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    // Same name, other field types: `title` is now a KEYWORD, `n` a FLOAT.
+    s.collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "p".into(),
+                fields: vec![
+                    pb::Field {
+                        name: "title".into(),
+                        r#type: pb::FieldType::Keyword as i32,
+                        ..Default::default()
+                    },
+                    pb::Field {
+                        name: "n".into(),
+                        r#type: pb::FieldType::Float as i32,
+                        sortable: true,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    s.put("p", "new0", json!({"title": "rust", "n": 0.5})).await;
+
+    let mut second = first.clone();
+    second.page_token = page.next_page_token;
+    let err = s.search.search(second).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        err.get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone())
+            .as_deref(),
+        Some("PAGE_TOKEN_EXPIRED"),
+        "{err:?}"
+    );
+    assert!(err.message().contains("created again"), "{err:?}");
+    // The new collection answers a first page as usual.
+    assert_eq!(s.find(query("p", "")).await.total_size, 1);
+    s.stop().await;
+}

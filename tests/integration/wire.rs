@@ -205,6 +205,82 @@ async fn undecodable_requests_are_invalid_argument() {
     s.stop().await;
 }
 
+/// The status of a request whose gRPC body is `body`, sent over HTTP/2 by hand
+/// (a gRPC client would not send these), with `encoding` as `grpc-encoding`.
+async fn raw_status(
+    s: &Server,
+    path: &str,
+    encoding: Option<&str>,
+    body: &'static [u8],
+) -> tonic::Status {
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let mut request = http::Request::post(format!("http://{}{path}", s.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(encoding) = encoding {
+        request = request.header("grpc-encoding", encoding);
+    }
+    let (response, mut stream) = client
+        .send_request(request.body(()).unwrap(), false)
+        .unwrap();
+    stream
+        .send_data(bytes::Bytes::from_static(body), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    if let Some(status) = tonic::Status::from_header_map(response.headers()) {
+        return status;
+    }
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        chunk.unwrap();
+    }
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    tonic::Status::from_header_map(&trailers).expect("a status in the trailers")
+}
+
+/// Requests that cannot be read (cut short, an unknown compression flag, bytes
+/// that are not gzip, no message at all) are INVALID_ARGUMENT, not INTERNAL.
+#[tokio::test]
+async fn unreadable_grpc_frames_are_invalid_argument() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let search = "/trove.v1.SearchService/Search";
+    for (name, encoding, body) in [
+        (
+            "a frame cut short",
+            None,
+            &[0u8, 0, 0, 0, 9, 0x0a, 0x01, b'c'][..],
+        ),
+        (
+            "compression flag 2",
+            None,
+            &[2u8, 0, 0, 0, 3, 0x0a, 0x01, b'c'][..],
+        ),
+        (
+            "corrupt gzip",
+            Some("gzip"),
+            &[1u8, 0, 0, 0, 4, 1, 2, 3, 4][..],
+        ),
+        ("no message", None, &[][..]),
+    ] {
+        let status = raw_status(&s, search, encoding, body).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "{name}: {status:?}");
+        assert!(
+            status.message().contains("request does not decode"),
+            "{name}: {status:?}"
+        );
+    }
+    // A compressed flag without `grpc-encoding` is INTERNAL: gRPC's
+    // compression spec requires it.
+    let status = raw_status(&s, search, None, &[1u8, 0, 0, 0, 3, 0x0a, 0x01, b'c']).await;
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(s.find(query("c", "")).await.total_size, 0, "still serving");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn compressed_requests_and_responses() {
     let mut s = Server::start().await;

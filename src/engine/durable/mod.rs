@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! DATA/FORMAT                   the layout version, checked at start-up
+//! DATA/LOCK                     held (flock) by the one server using DATA; its pid
 //! DATA/wal/<first seq>.log      log segments
 //! DATA/checkpoints/<seq>/       the latest checkpoint: state before record <seq>
 //! ```
@@ -44,6 +45,10 @@ use super::requests::Outcome;
 /// The first line of `DATA/FORMAT`.
 const FORMAT_LINE: &str = "trove data directory format 1";
 
+/// The lock file: a second server on the same directory would append to the
+/// same log and overwrite its checkpoints.
+const LOCK_FILE: &str = "LOCK";
+
 /// Where and how durably to keep the data.
 #[derive(Clone, Debug)]
 pub struct DataDir {
@@ -56,6 +61,8 @@ pub struct DataDir {
 /// The durable side of an engine.
 pub(crate) struct Durable {
     dir: DataDir,
+    /// The locked `DATA/LOCK`, held open for the life of the engine.
+    lock: OnceLock<fs::File>,
     journal: OnceLock<Arc<Journal>>,
     /// Held by the one checkpoint running.
     checkpointing: Mutex<()>,
@@ -65,6 +72,7 @@ impl Durable {
     pub fn new(dir: DataDir) -> Self {
         Durable {
             dir,
+            lock: OnceLock::new(),
             journal: OnceLock::new(),
             checkpointing: Mutex::new(()),
         }
@@ -96,6 +104,7 @@ impl Engine {
         let started = Instant::now();
         let root = &durable.dir.path;
         check_format(root)?;
+        let _ = durable.lock.set(lock(root)?);
         let checkpoints = root.join("checkpoints");
         fs::create_dir_all(&checkpoints).map_err(|e| io("creating", &checkpoints, &e))?;
         let mut seq = 1;
@@ -295,8 +304,7 @@ fn check_format(root: &Path) -> Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let occupied = fs::read_dir(root)
                 .map_err(|e| io("listing", root, &e))?
-                .next()
-                .is_some();
+                .any(|entry| entry.is_ok_and(|e| e.file_name() != LOCK_FILE));
             if occupied {
                 return Err(EngineError::DataDamaged(format!(
                     "{} is not empty and has no FORMAT file: not a trove data directory",
@@ -311,6 +319,44 @@ fn check_format(root: &Path) -> Result<()> {
         }
         Err(err) => Err(io("reading", &path, &err)),
     }
+}
+
+/// Takes `DATA/LOCK` for as long as the returned file stays open (an flock,
+/// which the kernel releases when the process ends, however it ends), and
+/// writes this process's id into it. Refuses when another process holds it.
+fn lock(root: &Path) -> Result<fs::File> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+
+    fs::create_dir_all(root).map_err(|e| io("creating", root, &e))?;
+    let path = root.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io("opening", &path, &e))?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io("locking", &path, &err));
+        }
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        let holder = match holder.trim() {
+            "" => "another process".to_owned(),
+            pid => format!("another trove server (pid {pid})"),
+        };
+        return Err(EngineError::StorageUnavailable(format!(
+            "{} is in use by {holder}: one server per data directory",
+            root.display()
+        )));
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| io("writing", &path, &e))?;
+    Ok(file)
 }
 
 /// Complete checkpoints by log position; removes unfinished ones.

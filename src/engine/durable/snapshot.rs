@@ -141,12 +141,15 @@ impl Engine {
             |name: &str| collections.is_empty() || collections.iter().any(|c| c.as_str() == name);
         {
             let registry = self.collections.read();
+            let mut adding = 0;
             for record in manifest.collections.iter().filter(|r| wanted(&r.name)) {
                 let name = CollectionName::parse(&record.name, "collections")?;
                 if registry.contains_key(&name) {
                     return Err(EngineError::CollectionExists(record.name.clone()));
                 }
+                adding += 1;
             }
+            self.check_room(registry.len(), adding)?;
         }
         let (_, loaded) = checkpoint::read(dir, wanted)?;
         let mut restored = Vec::new();

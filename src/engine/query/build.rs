@@ -17,7 +17,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Index, Searcher, Term};
 
 use super::parse::{Leaf, LeafKind, Node, Operator, Syntax};
-use super::{MAX_EXPANSIONS, parse};
+use super::{MAX_EXPANSIONS, MAX_FUZZY_CHARS, parse};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::schema::{CollectionSchema, FieldType};
 
@@ -274,7 +274,10 @@ impl<'a> Builder<'a> {
             1 => Ok(tokens.pop()),
             _ => Err(syntax(
                 leaf.position,
-                format!("{word:?} is several words; prefix and fuzzy terms take one word"),
+                format!(
+                    "prefix and fuzzy terms take one word; {} is several",
+                    super::super::error::quote(word)
+                ),
             )),
         }
     }
@@ -336,6 +339,22 @@ impl<'a> Builder<'a> {
             self.raw_term(leaf, raw, word).ok().flatten()
         };
         let Some(term) = term else { return Ok(None) };
+        // The automaton's size grows with the term's length times its distinct
+        // characters: a long word of many distinct characters (CJK) would take
+        // gigabytes, and its construction cannot be interrupted.
+        if term.chars().count() > MAX_FUZZY_CHARS {
+            if !strict {
+                return Ok(None);
+            }
+            return Err(EngineError::invalid(
+                "query",
+                format!(
+                    "the fuzzy term at position {} has {} characters; at most {MAX_FUZZY_CHARS} are allowed",
+                    leaf.position,
+                    term.chars().count()
+                ),
+            ));
+        }
         let automaton =
             FuzzyTermQuery::new(Term::from_field_text(raw, &term), distance, true).automaton()?;
         let mut terms = BTreeSet::new();

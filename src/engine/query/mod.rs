@@ -25,3 +25,5 @@ pub const MAX_CLAUSES: usize = 1024;
 pub const MAX_DEPTH: usize = 32;
 /// The most index terms one prefix or fuzzy term may expand to.
 pub const MAX_EXPANSIONS: usize = 1024;
+/// The longest fuzzy term, in characters (typo tolerance skips longer words).
+pub const MAX_FUZZY_CHARS: usize = 32;
