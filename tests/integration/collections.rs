@@ -337,3 +337,72 @@ async fn request_ids_make_collection_retries_safe() {
     assert_eq!(bad_request_field(&reused), "request_id");
     s.stop().await;
 }
+
+/// An empty collection runs no threads of its own (its index writer opens at
+/// the first write), so hundreds of them cost little, before and after a
+/// restart; past `--max-collections` a create is RESOURCE_EXHAUSTED and the
+/// server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_empty_collections_cost_no_threads_and_the_limit_is_clean() {
+    const COLLECTIONS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let limit = COLLECTIONS.to_string();
+    let args = ["--max-collections", limit.as_str()];
+    let mut process = crate::process::Process::start(&data, &args).await;
+    let mut clients = process.connect().await;
+    for i in 0..COLLECTIONS {
+        clients
+            .collections
+            .create_collection(create(&format!("c{i}"), test_fields()))
+            .await
+            .unwrap();
+    }
+    // Each writer ran seven threads: 300 collections made 2,100 of them.
+    let threads = process.threads();
+    assert!(threads < 100, "{threads} threads for {COLLECTIONS} empty collections");
+
+    let err = clients
+        .collections
+        .create_collection(create("one-too-many", test_fields()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("--max-collections"), "{err:?}");
+
+    // Writes open writers for the collections written to, and only those.
+    for i in 0..10 {
+        clients
+            .documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: format!("c{i}"),
+                document: Some(crate::harness::doc(
+                    "a",
+                    serde_json::json!({"title": "first"}),
+                )),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let threads = process.threads();
+    assert!(threads < 100 + 10 * 4, "{threads} threads with 10 writers open");
+
+    // After a restart every collection is back, none with a writer.
+    process.kill9();
+    let mut process = crate::process::Process::start(&data, &args).await;
+    let mut clients = process.connect().await;
+    let listed = clients
+        .collections
+        .list_collections(pb::ListCollectionsRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.collections.len(), COLLECTIONS);
+    let threads = process.threads();
+    assert!(threads < 100, "{threads} threads after a restart");
+}

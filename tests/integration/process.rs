@@ -115,6 +115,16 @@ impl Process {
         panic!("health stream ended:\n{}", self.log_text());
     }
 
+    /// The OS threads the process runs now, from `/proc/PID/status`.
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a Threads line")
+    }
+
     /// `kill -9`.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
