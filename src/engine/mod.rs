@@ -73,6 +73,10 @@ pub struct Engine {
     ready: AtomicBool,
     /// The most collections (created or restored; recovery loads what exists).
     max_collections: usize,
+    /// The snapshots being written now, by directory: a second write of the
+    /// same name is ALREADY_EXISTS at once. A std-like lock held only to
+    /// insert or remove.
+    snapshots_in_progress: parking_lot::Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 /// The most collections by default.
@@ -99,6 +103,7 @@ impl Engine {
             ),
             ready: AtomicBool::new(true),
             max_collections: DEFAULT_MAX_COLLECTIONS,
+            snapshots_in_progress: Default::default(),
         }
     }
 

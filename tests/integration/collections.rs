@@ -360,7 +360,10 @@ async fn many_empty_collections_cost_no_threads_and_the_limit_is_clean() {
     }
     // Each writer ran seven threads: 300 collections made 2,100 of them.
     let threads = process.threads();
-    assert!(threads < 100, "{threads} threads for {COLLECTIONS} empty collections");
+    assert!(
+        threads < 100,
+        "{threads} threads for {COLLECTIONS} empty collections"
+    );
 
     let err = clients
         .collections
@@ -387,7 +390,10 @@ async fn many_empty_collections_cost_no_threads_and_the_limit_is_clean() {
             .unwrap();
     }
     let threads = process.threads();
-    assert!(threads < 100 + 10 * 4, "{threads} threads with 10 writers open");
+    assert!(
+        threads < 100 + 10 * 4,
+        "{threads} threads with 10 writers open"
+    );
 
     // After a restart every collection is back, none with a writer.
     process.kill9();

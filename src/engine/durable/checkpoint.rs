@@ -68,9 +68,13 @@ pub struct Loaded {
 }
 
 /// Writes `collections` to `target`, which must not exist: first into a
-/// temporary sibling, fsynced file by file, then renamed into place. Segment
-/// files are immutable and uniquely named, so those already in `previous` (the
-/// last checkpoint) are hard-linked rather than written again.
+/// temporary sibling of its own (`.NAME.UNIQUE.tmp`, so concurrent writes
+/// never share one), fsynced file by file, checked by reading its manifest
+/// back, then renamed into place without replacing anything. Segment files are
+/// immutable and uniquely named, so those already in `previous` (the last
+/// checkpoint) are hard-linked rather than written again. A write that fails
+/// removes its temporary directory; a target that appeared meanwhile is
+/// [`EngineError::AlreadyExists`].
 pub fn write(
     target: &Path,
     previous: Option<&Path>,
@@ -78,11 +82,34 @@ pub fn write(
     collections: &[Captured],
     requests: Vec<RequestRecord>,
 ) -> Result<()> {
-    let tmp = target.with_extension("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| io("removing", &tmp, &e))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = target.with_file_name(format!(".{name}.{unique}.tmp"));
+    let written = write_into(&tmp, previous, seq, collections, requests)
+        .and_then(|()| rename_new(&tmp, target));
+    if written.is_err() && tmp.exists() {
+        if let Err(err) = fs::remove_dir_all(&tmp) {
+            tracing::warn!(dir = %tmp.display(), %err, "could not remove an unfinished checkpoint");
+        }
     }
-    fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, &e))?;
+    written?;
+    if let Some(parent) = target.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn write_into(
+    tmp: &Path,
+    previous: Option<&Path>,
+    seq: u64,
+    collections: &[Captured],
+    requests: Vec<RequestRecord>,
+) -> Result<()> {
+    fs::create_dir_all(tmp).map_err(|e| io("creating", tmp, &e))?;
     for captured in collections {
         let dir = tmp.join(format!("c{}", captured.record.uid));
         let index_dir = dir.join("index");
@@ -117,12 +144,57 @@ pub fn write(
     let mut frame = Vec::new();
     record::encode(&manifest, &mut frame)?;
     write_file(&tmp.join("MANIFEST"), &frame)?;
-    sync_dir(&tmp)?;
-    fs::rename(&tmp, target).map_err(|e| io("renaming", &tmp, &e))?;
-    if let Some(parent) = target.parent() {
-        sync_dir(parent)?;
+    sync_dir(tmp)?;
+    // What was written is what was captured: the manifest reads back, naming
+    // these collections with these document counts.
+    let back = read_manifest(tmp)?;
+    let same = back.seq == seq
+        && back.document_counts == manifest.document_counts
+        && back
+            .collections
+            .iter()
+            .map(|c| c.uid)
+            .eq(collections.iter().map(|c| c.record.uid));
+    if !same {
+        return Err(EngineError::Internal(format!(
+            "{} does not read back as written",
+            tmp.display()
+        )));
     }
     Ok(())
+}
+
+/// Renames `from` to `to`, failing with [`EngineError::AlreadyExists`] if `to`
+/// exists (Linux's `renameat2` with `RENAME_NOREPLACE`: atomic, unlike a check
+/// before a rename).
+fn rename_new(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| EngineError::Internal(format!("{} has a NUL byte", p.display())))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == std::io::ErrorKind::AlreadyExists {
+        return Err(EngineError::AlreadyExists(format!(
+            "{} already exists",
+            to.display()
+        )));
+    }
+    Err(io("renaming", from, &err))
 }
 
 /// Reads the manifest of the checkpoint or snapshot in `dir`.

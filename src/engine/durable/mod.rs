@@ -20,6 +20,7 @@ mod journal;
 mod record;
 mod snapshot;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -81,6 +82,13 @@ impl Durable {
     pub fn journal(&self) -> Option<&Arc<Journal>> {
         self.journal.get()
     }
+
+    /// Waits for a running checkpoint and keeps new ones from starting while
+    /// the guard lives: a restore logs its records and adds its collections
+    /// under it, so a checkpoint holds either all of a restore or none.
+    pub fn hold_checkpoints(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.checkpointing.lock()
+    }
 }
 
 /// What recovery did.
@@ -133,9 +141,17 @@ impl Engine {
                 collections.insert(collection.name().clone(), collection);
             }
         }
+        // Collections whose restore began in the log and has not ended yet.
+        let mut restoring = HashMap::new();
         let recovered = Journal::recover(&root.join("wal"), durable.dir.fsync, seq, |record| {
-            self.replay(record.op)
+            self.replay(record.op, &mut restoring)
         })?;
+        for collection in restoring.values() {
+            tracing::warn!(
+                collection = %collection.name(),
+                "a restore that did not finish before the server stopped was dropped"
+            );
+        }
         let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
         let mut documents = 0;
         for collection in &collections {
@@ -153,13 +169,15 @@ impl Engine {
         }))
     }
 
-    fn replay(&self, op: Op) -> Result<()> {
+    fn replay(&self, op: Op, restoring: &mut HashMap<u64, Arc<Collection>>) -> Result<()> {
         let by_uid = |uid: u64| {
-            self.collections
+            let registered = self
+                .collections
                 .read()
                 .values()
                 .find(|c| c.uid() == uid)
-                .cloned()
+                .cloned();
+            registered.or_else(|| restoring.get(&uid).cloned())
         };
         match op {
             Op::CreateCollection { record, request } => {
@@ -202,6 +220,21 @@ impl Engine {
             Op::Dictionary { uid, bytes } => {
                 if let Some(collection) = by_uid(uid) {
                     collection.replay_dictionary(bytes)?;
+                }
+            }
+            Op::Restoring { record } => {
+                // A checkpoint taken after the restore holds it already.
+                if by_uid(record.uid).is_none() {
+                    let uid = record.uid;
+                    restoring.insert(uid, Collection::from_record(record, self.requests.clone())?);
+                }
+            }
+            Op::Restored { uids } => {
+                let mut collections = self.collections.write();
+                for uid in uids {
+                    if let Some(collection) = restoring.remove(&uid) {
+                        collections.insert(collection.name().clone(), collection);
+                    }
                 }
             }
         }

@@ -45,6 +45,14 @@ pub enum Op {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// A collection restored from a snapshot: its dictionary and documents
+    /// follow, then [`Op::Restored`] naming it. Recovery adds it only once it reads that
+    /// record, so a crash during a restore leaves no partial collection.
+    /// (Appended after the older variants, so that older logs still decode.)
+    Restoring { record: CollectionRecord },
+    /// The restore of these collections is complete: one record for all the
+    /// collections of one RestoreSnapshot, which therefore all come back or none.
+    Restored { uids: Vec<u64> },
 }
 
 /// A collection's definition.

@@ -41,6 +41,18 @@ pub fn snapshot_dir(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(root.join(name))
 }
 
+/// A snapshot name reserved while it is written; released when dropped.
+struct Reserved<'a> {
+    names: &'a parking_lot::Mutex<std::collections::HashSet<PathBuf>>,
+    target: PathBuf,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.names.lock().remove(&self.target);
+    }
+}
+
 impl Engine {
     /// Writes snapshot `name` of `collections` (all when empty) under `root`.
     /// Blocking; writes go on meanwhile.
@@ -52,10 +64,18 @@ impl Engine {
     ) -> Result<SnapshotInfo> {
         self.check_ready()?;
         let target = snapshot_dir(root, name)?;
-        if target.exists() {
+        let exists = || EngineError::AlreadyExists(format!("snapshot {name:?} already exists"));
+        if !self.snapshots_in_progress.lock().insert(target.clone()) {
             return Err(EngineError::AlreadyExists(format!(
-                "snapshot {name:?} already exists"
+                "snapshot {name:?} is being written by another request"
             )));
+        }
+        let _reserved = Reserved {
+            names: &self.snapshots_in_progress,
+            target: target.clone(),
+        };
+        if target.exists() {
+            return Err(exists());
         }
         let chosen: Vec<Arc<Collection>> = if collections.is_empty() {
             self.collections.read().values().cloned().collect()
@@ -71,7 +91,10 @@ impl Engine {
             .collect::<Result<Vec<Captured>>>()?;
         fs::create_dir_all(root)
             .map_err(|e| EngineError::storage(&format!("creating {}", root.display()), &e))?;
-        checkpoint::write(&target, None, 0, &captured, Vec::new())?;
+        checkpoint::write(&target, None, 0, &captured, Vec::new()).map_err(|err| match err {
+            EngineError::AlreadyExists(_) => exists(),
+            other => other,
+        })?;
         tracing::info!(snapshot = %target.display(), collections = captured.len(), "snapshot written");
         Ok(SnapshotInfo {
             name: name.to_owned(),
@@ -152,27 +175,51 @@ impl Engine {
             self.check_room(registry.len(), adding)?;
         }
         let (_, loaded) = checkpoint::read(dir, wanted)?;
+        // No checkpoint starts while the restore is logged and registered: it
+        // would hold the log's records without the collections, or the other
+        // way round.
+        let _checkpoints = self.durable.as_ref().map(|d| d.hold_checkpoints());
         let mut restored = Vec::new();
-        let mut last_seq = 0;
         for mut loaded in loaded {
             // A new incarnation: restoring the same snapshot twice makes two.
             loaded.record.uid = uuid::Uuid::new_v4().as_u64_pair().0;
             let collection = Collection::restore(loaded, self.requests.clone())?;
             collection.publish()?;
-            let mut registry = self.collections.write();
-            if registry.contains_key(collection.name()) {
-                return Err(EngineError::CollectionExists(collection.name().to_string()));
-            }
             if let Some(journal) = self.journal() {
-                last_seq = log_restore(journal, &collection)?;
+                log_restore(journal, &collection)?;
                 collection.attach(journal.clone());
             }
-            restored.push((
-                collection.name().to_string(),
-                collection.stats().document_count,
-            ));
-            registry.insert(collection.name().clone(), collection);
+            restored.push(collection);
         }
+        // All or none: the names are checked again, and one record ends the
+        // restore of every collection. Until it, recovery drops the records.
+        let mut registry = self.collections.write();
+        if let Some(taken) = restored.iter().find(|c| registry.contains_key(c.name())) {
+            return Err(EngineError::CollectionExists(taken.name().to_string()));
+        }
+        self.check_room(registry.len(), restored.len())?;
+        // Registered before the record is on disk, as a create is: a write to
+        // a restored collection is acknowledged only once the log is synced past
+        // its own record, and so past this one.
+        let last_seq = match self.journal() {
+            Some(journal) => {
+                let uids = restored.iter().map(|c| c.uid()).collect();
+                journal.append(Op::Restored { uids })?
+            }
+            None => 0,
+        };
+        let restored: Vec<(String, u64)> = restored
+            .into_iter()
+            .map(|collection| {
+                let info = (
+                    collection.name().to_string(),
+                    collection.stats().document_count,
+                );
+                registry.insert(collection.name().clone(), collection);
+                info
+            })
+            .collect();
+        drop(registry);
         if let Some(journal) = self.journal() {
             journal.sync(last_seq)?;
         }
@@ -186,14 +233,13 @@ impl Engine {
     }
 }
 
-/// Logs a restored collection as a create, its dictionary (before the documents
-/// compressed with it) and a put per document; if that
-/// fails half-way, logs its deletion, and if even that fails, stops the log
-/// (the restart will show the partial collection, never a silent gap).
+/// Logs a restored collection as [`Op::Restoring`], its dictionary (before the
+/// documents compressed with it) and a put per document. Recovery adds the
+/// collection only once it reads the [`Op::Restored`] that the caller appends
+/// after these: a restore cut short by a failure or a crash leaves nothing.
 fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64> {
-    let mut last = journal.append(Op::CreateCollection {
+    let mut last = journal.append(Op::Restoring {
         record: collection.record(),
-        request: None,
     })?;
     let docs = collection.live_docs();
     let dictionary = collection.dictionary().map(|d| Op::Dictionary {
@@ -206,22 +252,7 @@ fn log_restore(journal: &super::Journal, collection: &Collection) -> Result<u64>
         request: None,
     });
     for op in dictionary.into_iter().chain(puts) {
-        match journal.append(op) {
-            Ok(seq) => last = seq,
-            Err(err) => {
-                let undo = Op::DeleteCollection {
-                    name: collection.name().to_string(),
-                    uid: collection.uid(),
-                    request: None,
-                };
-                if let Err(undo_err) = journal.append(undo) {
-                    journal.fail(format!(
-                        "a restore failed half-way ({err}) and could not be undone: {undo_err}"
-                    ));
-                }
-                return Err(err);
-            }
-        }
+        last = journal.append(op)?;
     }
     Ok(last)
 }
