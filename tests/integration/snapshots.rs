@@ -406,7 +406,7 @@ async fn kill_9_during_a_restore_leaves_all_or_nothing() {
         process.kill9();
         let acknowledged = matches!(restoring.await, Ok(Ok(_)));
         let mut process = Process::start(&data, &args).await;
-        let mut clients = process.wait_serving().await;
+        let clients = process.wait_serving().await;
         let count = |name: &'static str| {
             let mut search = clients.search.clone();
             async move {
