@@ -996,6 +996,7 @@ impl Collection {
     fn remember(&self, request: Option<RequestTag>, id: &DocId, stored: Arc<StoredDoc>) {
         if let Some(tag) = request {
             let outcome = Outcome::Written {
+                collection: self.uid,
                 id: id.clone(),
                 stored,
             };
@@ -1210,7 +1211,7 @@ fn empty_index(schema: &CollectionSchema) -> Result<(Index, RamDirectory)> {
 /// The document a remembered write returned.
 fn outcome_document(outcome: Outcome) -> Result<Document> {
     match outcome {
-        Outcome::Written { id, stored } => stored.to_document(&id),
+        Outcome::Written { id, stored, .. } => stored.to_document(&id),
         _ => Err(EngineError::Internal(
             "a remembered write of another kind answered a document write".into(),
         )),

@@ -361,6 +361,7 @@ impl Engine {
     /// the segments of merges that ended after the last commit. A collection that
     /// fails is logged and does not hold back the others.
     pub async fn refresh_all(&self) {
+        self.requests.expire();
         let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
         for collection in collections {
             let refreshed = if collection.has_pending_writes() {

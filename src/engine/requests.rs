@@ -54,8 +54,10 @@ impl RequestTag {
 /// What a remembered write did.
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    /// Created or updated: the document as the write left it.
+    /// Created or updated: the document as the write left it, in collection
+    /// incarnation `collection`.
     Written {
+        collection: u64,
         id: DocId,
         stored: Arc<StoredDoc>,
     },
@@ -118,14 +120,23 @@ impl Requests {
         inner.expire(now);
     }
 
-    /// Everything remembered now, for a checkpoint.
+    /// Everything remembered now (and not yet expired), for a checkpoint.
     pub fn entries(&self) -> Vec<(RequestTag, Outcome)> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
+        inner.expire(now_micros());
         inner
             .by_id
             .values()
             .map(|e| (e.tag.clone(), e.outcome.clone()))
             .collect()
+    }
+}
+
+impl Requests {
+    /// Forgets the outcomes older than the window, so that they free their
+    /// memory on time rather than at the next write with a request id.
+    pub fn expire(&self) {
+        self.inner.lock().expire(now_micros());
     }
 }
 

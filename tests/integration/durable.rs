@@ -1014,3 +1014,76 @@ async fn documents_compressed_with_the_trained_dictionary_survive_restarts() {
     assert_eq!(found.total_size, 1);
     assert_eq!(found.hits[0].document.as_ref().unwrap().id, "d1499");
 }
+
+/// Remembered request outcomes larger than one record (70 updates of 1 MiB
+/// documents with request ids) no longer stop every checkpoint: the log is
+/// dropped once the checkpoint is written, the shutdown checkpoint succeeds,
+/// and after a restart each retry still returns its own first outcome, the
+/// old versions as well as the current ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_remembered_outcomes_do_not_stop_checkpoints() {
+    const UPDATES: usize = 70;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--checkpoint-bytes", "8388608"];
+    let mut process = Process::start(&data, &args).await;
+    let mut clients = process.wait_serving().await;
+    create_docs_collection(&mut clients).await;
+    let mut rng = Rng::new(19);
+    let mut blobs = Vec::new();
+    for i in 0..UPDATES {
+        let blob = noise(&mut rng, 1 << 20);
+        let id = format!("d{}", i % 2);
+        clients
+            .documents
+            .update_document(pb::UpdateDocumentRequest {
+                collection: DOCS.into(),
+                document: Some(doc(
+                    &id,
+                    json!({"title": format!("update {i}"), "blob": blob}),
+                )),
+                allow_missing: true,
+                request_id: format!("update-{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        blobs.push(blob.len());
+    }
+    assert!(process.terminate().success());
+    let log = process.log_text();
+    assert!(!log.contains("checkpoint failed"), "{log}");
+    let wal_bytes: u64 = std::fs::read_dir(data.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(wal_bytes < 1 << 20, "the log kept {wal_bytes} bytes");
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let mut process = Process::start(&data, &args).await;
+    let mut clients = process.wait_serving().await;
+    for i in [0, 1, 2, 35, UPDATES - 2, UPDATES - 1] {
+        let id = format!("d{}", i % 2);
+        let retry = clients
+            .documents
+            .update_document(pb::UpdateDocumentRequest {
+                collection: DOCS.into(),
+                document: Some(doc(&id, json!({"title": "a different retry body"}))),
+                allow_missing: true,
+                request_id: format!("update-{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let fields = to_json(&retry.fields.unwrap());
+        assert_eq!(fields["title"], format!("update {i}"));
+        assert_eq!(retry.version, (i / 2 + 1) as u64);
+    }
+    assert_eq!(title_of(&mut clients, "d1").await.1, (UPDATES / 2) as u64);
+}

@@ -391,7 +391,10 @@ async fn kill_9_during_a_restore_leaves_all_or_nothing() {
     let dir_arg = snapshot_dir.to_str().unwrap().to_owned();
     let args = ["--snapshot-dir", dir_arg.as_str()];
     let mut outcomes = Vec::new();
-    for (cycle, delay_ms) in [0u64, 10, 20, 30, 45, 60, 90, 150, 300].into_iter().enumerate() {
+    for (cycle, delay_ms) in [0u64, 10, 20, 30, 45, 60, 90, 150, 300]
+        .into_iter()
+        .enumerate()
+    {
         let data = root.path().join(format!("data{cycle}"));
         let mut process = Process::start(&data, &args).await;
         let channel = tonic::transport::Channel::from_shared(format!("http://{}", process.addr))

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! DIR/MANIFEST             a frame: format, log position, collection definitions
+//! DIR/requests             frames: remembered request ids and their outcomes
 //! DIR/c<uid>/docs          frames: the documents
 //! DIR/c<uid>/dictionary    the zstd dictionary of their bodies, once trained
 //! DIR/c<uid>/index/<file>  the index files of one commit (meta.json and segments)
@@ -28,6 +29,13 @@ use crate::engine::document::{Dictionary, StoredDoc};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::names::DocId;
 
+/// The remembered request ids of a checkpoint, one frame each.
+const REQUESTS_FILE: &str = "requests";
+
+/// What a checkpoint remembers of request ids: one record at a time, so that
+/// none of them need be in memory all at once.
+pub type RequestRecords<'a> = &'a mut dyn Iterator<Item = Result<RequestRecord>>;
+
 /// The layout version of a checkpoint or snapshot directory.
 pub const FORMAT: u32 = 1;
 
@@ -42,8 +50,9 @@ pub struct Manifest {
     /// taken without a log).
     pub seq: u64,
     pub collections: Vec<CollectionRecord>,
-    /// Remembered request ids (empty in a snapshot). Their documents are
-    /// compressed without a dictionary: their collection may be gone.
+    /// Remembered request ids, as checkpoints before the `requests` file held
+    /// them (empty now: one frame could not hold them all). Their documents
+    /// are compressed without a dictionary: their collection may be gone.
     pub requests: Vec<RequestRecord>,
     /// `document_counts[i]` documents in `collections[i]`.
     pub document_counts: Vec<u64>,
@@ -80,7 +89,7 @@ pub fn write(
     previous: Option<&Path>,
     seq: u64,
     collections: &[Captured],
-    requests: Vec<RequestRecord>,
+    requests: RequestRecords<'_>,
 ) -> Result<()> {
     let name = target
         .file_name()
@@ -107,7 +116,7 @@ fn write_into(
     previous: Option<&Path>,
     seq: u64,
     collections: &[Captured],
-    requests: Vec<RequestRecord>,
+    requests: RequestRecords<'_>,
 ) -> Result<()> {
     fs::create_dir_all(tmp).map_err(|e| io("creating", tmp, &e))?;
     for captured in collections {
@@ -134,11 +143,12 @@ fn write_into(
         sync_dir(&index_dir)?;
         sync_dir(&dir)?;
     }
+    write_frames(&tmp.join(REQUESTS_FILE), requests)?;
     let manifest = Manifest {
         format: FORMAT,
         seq,
         collections: collections.iter().map(|c| c.record.clone()).collect(),
-        requests,
+        requests: Vec::new(),
         document_counts: collections.iter().map(|c| c.docs.len() as u64).collect(),
     };
     let mut frame = Vec::new();
@@ -258,18 +268,54 @@ fn is_segment_file(name: &Path) -> bool {
 }
 
 fn write_docs(path: &Path, docs: &DocMap) -> Result<()> {
+    let mut records = docs
+        .iter()
+        .map(|(id, stored)| Ok(DocRecord::of(id, stored)));
+    write_frames(path, &mut records)
+}
+
+/// Writes one frame per record into a new file at `path`, and fsyncs it.
+fn write_frames<T: Serialize>(
+    path: &Path,
+    records: &mut dyn Iterator<Item = Result<T>>,
+) -> Result<()> {
     let file = File::create(path).map_err(|e| io("creating", path, &e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::new();
-    for (id, stored) in docs {
+    for record in records {
         buf.clear();
-        record::encode(&DocRecord::of(id, stored), &mut buf)?;
+        record::encode(&record?, &mut buf)?;
         out.write_all(&buf).map_err(|e| io("writing", path, &e))?;
     }
     let file = out
         .into_inner()
         .map_err(|e| io("writing", path, e.error()))?;
     file.sync_all().map_err(|e| io("syncing", path, &e))
+}
+
+/// The remembered request ids of the checkpoint in `dir`: those of its
+/// manifest (older checkpoints) and of its `requests` file.
+pub fn read_requests(dir: &Path, manifest: &mut Manifest) -> Result<Vec<RequestRecord>> {
+    let mut requests = std::mem::take(&mut manifest.requests);
+    let path = dir.join(REQUESTS_FILE);
+    let data = match fs::read(&path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(requests),
+        Err(e) => return Err(io("reading", &path, &e)),
+    };
+    let mut offset = 0;
+    loop {
+        match frame::next(&data, offset) {
+            Next::Frame(payload, end) => {
+                requests.push(record::decode(payload).map_err(|e| {
+                    damaged(&path, offset, &format!("undecodable request record: {e}"))
+                })?);
+                offset = end;
+            }
+            Next::End => return Ok(requests),
+            Next::Torn | Next::Corrupt => return Err(damaged(&path, offset, "checksum mismatch")),
+        }
+    }
 }
 
 fn read_docs(path: &Path, dictionary: Option<&Arc<Dictionary>>) -> Result<DocMap> {

@@ -31,8 +31,9 @@ use parking_lot::Mutex;
 
 use super::Engine;
 use super::collection::Collection;
+use super::document::StoredDoc;
 use super::error::{EngineError, Result};
-use super::names::CollectionName;
+use super::names::{CollectionName, DocId};
 
 pub(crate) use checkpoint::{Captured, Loaded};
 pub use journal::Fsync;
@@ -117,16 +118,52 @@ impl Engine {
         fs::create_dir_all(&checkpoints).map_err(|e| io("creating", &checkpoints, &e))?;
         let mut seq = 1;
         if let Some(latest) = latest_checkpoint(&checkpoints)? {
-            let (manifest, loaded) = checkpoint::read(&latest, |_| true)?;
+            let (mut manifest, loaded) = checkpoint::read(&latest, |_| true)?;
             seq = manifest.seq;
-            for RequestRecord { tag, outcome } in manifest.requests {
+            let requests = checkpoint::read_requests(&latest, &mut manifest)?;
+            let mut collections = self.collections.write();
+            let mut by_uid = HashMap::new();
+            for loaded in loaded {
+                let collection = Collection::restore(loaded, self.requests.clone())?;
+                by_uid.insert(collection.uid(), collection.clone());
+                collections.insert(collection.name().clone(), collection);
+            }
+            for RequestRecord { tag, outcome } in requests {
                 let outcome = match outcome {
                     OutcomeRecord::Written(doc) => {
                         // Written without a dictionary (see `checkpoint`).
                         let (id, stored) = doc.into_stored(None)?;
                         Outcome::Written {
+                            collection: 0,
                             id,
                             stored: Arc::new(stored),
+                        }
+                    }
+                    OutcomeRecord::Current {
+                        uid,
+                        id,
+                        version,
+                        digest,
+                    } => {
+                        let id = DocId::parse(&id, "id")?;
+                        let stored = by_uid
+                            .get(&uid)
+                            .and_then(|c| c.live_docs().get(&id).cloned())
+                            .filter(|d| d.version == version && body_digest(d) == digest);
+                        match stored {
+                            Some(stored) => Outcome::Written {
+                                collection: uid,
+                                id,
+                                stored,
+                            },
+                            None => {
+                                return Err(EngineError::DataDamaged(format!(
+                                    "{} remembers request {:?} as version {version} of document \
+                                     {id}, which it does not hold",
+                                    latest.display(),
+                                    tag.id
+                                )));
+                            }
                         }
                     }
                     OutcomeRecord::Deleted => Outcome::Deleted,
@@ -134,11 +171,6 @@ impl Engine {
                     OutcomeRecord::CollectionDeleted => Outcome::CollectionDeleted,
                 };
                 self.requests.insert(tag, outcome);
-            }
-            let mut collections = self.collections.write();
-            for loaded in loaded {
-                let collection = Collection::restore(loaded, self.requests.clone())?;
-                collections.insert(collection.name().clone(), collection);
             }
         }
         // Collections whose restore began in the log and has not ended yet.
@@ -279,33 +311,51 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         let dir = durable.dir.path.join("checkpoints");
         let previous = latest_checkpoint(&dir)?;
-        let requests = self
-            .requests
-            .entries()
-            .into_iter()
-            .map(|(tag, outcome)| {
-                Ok(RequestRecord {
-                    tag,
-                    outcome: match outcome {
-                        // Its collection, and with it the dictionary, may be gone
-                        // by the time a retry reads it back.
-                        Outcome::Written { id, stored } => OutcomeRecord::Written(DocRecord::of(
-                            &id,
-                            &stored.without_dictionary()?,
-                        )),
-                        Outcome::Deleted => OutcomeRecord::Deleted,
-                        Outcome::CollectionCreated { uid } => OutcomeRecord::CollectionCreated(uid),
-                        Outcome::CollectionDeleted => OutcomeRecord::CollectionDeleted,
-                    },
-                })
+        // A written outcome whose document is the version the checkpoint holds
+        // is a reference to it; any other is written whole, one frame each.
+        let in_checkpoint: HashMap<u64, &Captured> =
+            captured.iter().map(|c| (c.record.uid, c)).collect();
+        let mut requests = self.requests.entries().into_iter().map(|(tag, outcome)| {
+            Ok(RequestRecord {
+                tag,
+                outcome: match outcome {
+                    Outcome::Written {
+                        collection,
+                        id,
+                        stored,
+                    } => {
+                        let held = in_checkpoint
+                            .get(&collection)
+                            .and_then(|c| c.docs.get(&id))
+                            .is_some_and(|doc| Arc::ptr_eq(doc, &stored));
+                        if held {
+                            OutcomeRecord::Current {
+                                uid: collection,
+                                id: id.to_string(),
+                                version: stored.version,
+                                digest: body_digest(&stored),
+                            }
+                        } else {
+                            // Its collection, and with it the dictionary, may be
+                            // gone by the time a retry reads it back.
+                            OutcomeRecord::Written(DocRecord::of(
+                                &id,
+                                &stored.without_dictionary()?,
+                            ))
+                        }
+                    }
+                    Outcome::Deleted => OutcomeRecord::Deleted,
+                    Outcome::CollectionCreated { uid } => OutcomeRecord::CollectionCreated(uid),
+                    Outcome::CollectionDeleted => OutcomeRecord::CollectionDeleted,
+                },
             })
-            .collect::<Result<Vec<_>>>()?;
+        });
         checkpoint::write(
             &dir.join(format!("{seq:020}")),
             previous.as_deref(),
             seq,
             &captured,
-            requests,
+            &mut requests,
         )?;
         for old in list_checkpoints(&dir)? {
             if old.0 < seq {
@@ -321,6 +371,12 @@ impl Engine {
         );
         Ok(true)
     }
+}
+
+/// The CRC-32 of a stored document's body: a remembered outcome read back from
+/// a checkpoint's documents is checked against it.
+fn body_digest(stored: &StoredDoc) -> u32 {
+    crc32fast::hash(stored.body())
 }
 
 /// Checks `DATA/FORMAT`, writing it into a new data directory.

@@ -86,11 +86,22 @@ pub struct RequestRecord {
 /// What a remembered write did (see [`crate::engine::requests::Outcome`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum OutcomeRecord {
-    /// The document as the write left it.
+    /// The document as the write left it, no longer its collection's current
+    /// version (or its collection is gone).
     Written(DocRecord),
     Deleted,
     CollectionCreated(u64),
     CollectionDeleted,
+    /// The document as the write left it is the version the checkpoint holds
+    /// of document `id` in collection `uid`: it is read back from there,
+    /// checked by `digest` (CRC-32 of its stored body). (Appended after the
+    /// older variants, so that they still decode.)
+    Current {
+        uid: u64,
+        id: String,
+        version: u64,
+        digest: u32,
+    },
 }
 
 /// Encodes `value` and appends its frame to `out`.

@@ -91,9 +91,11 @@ impl Engine {
             .collect::<Result<Vec<Captured>>>()?;
         fs::create_dir_all(root)
             .map_err(|e| EngineError::storage(&format!("creating {}", root.display()), &e))?;
-        checkpoint::write(&target, None, 0, &captured, Vec::new()).map_err(|err| match err {
-            EngineError::AlreadyExists(_) => exists(),
-            other => other,
+        checkpoint::write(&target, None, 0, &captured, &mut std::iter::empty()).map_err(|err| {
+            match err {
+                EngineError::AlreadyExists(_) => exists(),
+                other => other,
+            }
         })?;
         tracing::info!(snapshot = %target.display(), collections = captured.len(), "snapshot written");
         Ok(SnapshotInfo {
