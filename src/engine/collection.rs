@@ -34,6 +34,7 @@ use tantivy::{
 use tokio::sync::watch;
 
 use super::analysis;
+use super::budget::ResponseBudget;
 use super::directory::IndexDirectory;
 use super::document::{self, Dictionary, Document, Fields, StoredDoc};
 use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
@@ -613,9 +614,17 @@ impl Collection {
 
     /// The live document `id`.
     pub fn get(&self, id: &DocId) -> Result<Document> {
+        self.get_within(id, &mut ResponseBudget::new("ids"))
+    }
+
+    /// The live document `id`, charged to `budget` before it is decompressed.
+    pub fn get_within(&self, id: &DocId, budget: &mut ResponseBudget) -> Result<Document> {
         let stored = self.docs.read().get(id).cloned();
         match stored {
-            Some(stored) => stored.to_document(id),
+            Some(stored) => {
+                budget.charge(&stored)?;
+                stored.to_document(id)
+            }
             None => Err(self.not_found(id)),
         }
     }
@@ -627,9 +636,13 @@ impl Collection {
             Some(id) => Bound::Excluded(id),
             None => Bound::Unbounded,
         };
+        let mut budget = ResponseBudget::new("page_size");
         docs.range::<_, DocId>((lower, Bound::Unbounded))
             .take(limit)
-            .map(|(id, stored)| stored.to_document(id))
+            .map(|(id, stored)| {
+                budget.charge(stored)?;
+                stored.to_document(id)
+            })
             .collect()
     }
 

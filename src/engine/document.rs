@@ -199,6 +199,16 @@ impl StoredDoc {
             .map_err(|e| EngineError::Internal(format!("decompressing a document: {e}")))
     }
 
+    /// The size of the JSON `body` decompresses to, as its zstd frame states it
+    /// (every body trove writes states it; one that does not counts as too
+    /// large to read).
+    pub fn json_len(&self) -> u64 {
+        match zstd::zstd_safe::get_frame_content_size(&self.body) {
+            Ok(Some(size)) => size,
+            _ => u64::MAX,
+        }
+    }
+
     /// The fields as zstd-compressed JSON.
     pub fn body(&self) -> &[u8] {
         &self.body

@@ -2,6 +2,7 @@
 //! filter and order languages. Knows nothing about tonic, prost or the wire types.
 
 mod analysis;
+mod budget;
 mod collection;
 mod directory;
 mod document;
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::RwLock;
 
 pub use analysis::{Analyzer, Token, analyze};
+pub use budget::{MAX_RESPONSE_DOCUMENT_BYTES, ResponseBudget};
 pub use collection::{
     Collection, DICTIONARY_BYTES, ImportResult, Patch, Stats, TRAIN_AFTER_DOCUMENTS, Update,
 };

@@ -5,6 +5,7 @@ use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Score};
 
+use super::budget::ResponseBudget;
 use super::collection::{Collection, View};
 use super::document::Document;
 use super::error::{EngineError, Result};
@@ -195,6 +196,15 @@ pub fn search(
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
+
+    // The page's documents must fit in one response: checked before any of
+    // them is decompressed.
+    let mut budget = ResponseBudget::new("page_size");
+    for sorted in &ranked {
+        if let Some(stored) = view.docs.get(&id_key(&sorted.id)?) {
+            budget.charge(stored)?;
+        }
+    }
 
     let mut hits = Vec::with_capacity(ranked.len());
     for order::Sorted {

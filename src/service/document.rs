@@ -8,7 +8,9 @@ use super::{collection_name, doc_id};
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
 use crate::auth::{Access, check_access, check_collection};
-use crate::engine::{Collection, DocId, Engine, EngineError, Fields, Patch, Update, page_size};
+use crate::engine::{
+    Collection, DocId, Engine, EngineError, Fields, Patch, ResponseBudget, Update, page_size,
+};
 use crate::overload::MemoryLimit;
 
 /// Documents applied per lock acquisition during an import.
@@ -162,13 +164,13 @@ impl DocumentService for DocumentHandler {
                 format!("{} ids requested; the limit is {MAX_BATCH_GET}", ids.len()),
             )));
         }
+        let mut budget = ResponseBudget::new("ids");
         let documents = ids
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                Ok(api::wire_document(
-                    collection.get(&doc_id(id, &format!("ids[{i}]"))?)?,
-                ))
+                let id = doc_id(id, &format!("ids[{i}]"))?;
+                Ok(api::wire_document(collection.get_within(&id, &mut budget)?))
             })
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(pb::BatchGetDocumentsResponse { documents }))

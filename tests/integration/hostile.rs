@@ -134,3 +134,78 @@ async fn highlighting_a_field_full_of_matches_is_bounded() {
     assert_eq!(s.find(query("c", "other")).await.total_size, 1);
     s.stop().await;
 }
+
+/// Documents of 12 MiB of one letter are stored in a few kilobytes each; a
+/// page of eight would be 96 MiB of JSON. Reads that would carry more than
+/// 64 MiB of documents are RESOURCE_EXHAUSTED before anything is
+/// decompressed, naming the field that asks for fewer; smaller pages work.
+#[tokio::test]
+async fn a_response_of_highly_compressible_documents_is_bounded() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let letters = "a".repeat(12 << 20);
+    let mut documents = s
+        .documents
+        .clone()
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    for i in 0..8 {
+        documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: "c".into(),
+                document: Some(crate::harness::doc(
+                    &format!("d{i}"),
+                    json!({"title": "bomb", "blob": letters}),
+                )),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut search = s.search.clone().max_decoding_message_size(usize::MAX);
+
+    let list = |page_size| pb::ListDocumentsRequest {
+        collection: "c".into(),
+        page_size,
+        ..Default::default()
+    };
+    let err = documents.list_documents(list(8)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("page_size"), "{err:?}");
+    let page = documents
+        .list_documents(list(3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.documents.len(), 3);
+
+    let ids: Vec<String> = (0..8).map(|i| format!("d{i}")).collect();
+    let err = documents
+        .batch_get_documents(pb::BatchGetDocumentsRequest {
+            collection: "c".into(),
+            ids,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("`ids`"), "{err:?}");
+
+    let mut all = query("c", "bomb");
+    all.page_size = 8;
+    let err = search.search(all.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("page_size"), "{err:?}");
+    all.page_size = 2;
+    assert_eq!(search.search(all).await.unwrap().into_inner().hits.len(), 2);
+    let one = documents
+        .get_document(pb::GetDocumentRequest {
+            collection: "c".into(),
+            id: "d0".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.id, "d0");
+    s.stop().await;
+}
