@@ -139,6 +139,17 @@ pub struct Config {
     /// would exceed this (e.g. `4GiB`); reads and deletes go on.
     #[arg(long, env = "TROVE_MAX_MEMORY", value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// How long a request's message may take to arrive (from its headers),
+    /// and a streamed request's next message after the one before; past it
+    /// the request is DEADLINE_EXCEEDED. No request holds a place among
+    /// --max-concurrent-requests until its message has arrived.
+    #[arg(long, env = "TROVE_RECEIVE_TIMEOUT", default_value = "10s", value_parser = parse_age)]
+    pub receive_timeout: std::time::Duration,
+    /// How long a client may take to read a response; past it the response
+    /// is ended (its stream reset) and its memory freed. A response holds its
+    /// place among --max-concurrent-requests until it has been read.
+    #[arg(long, env = "TROVE_SEND_TIMEOUT", default_value = "30s", value_parser = parse_age)]
+    pub send_timeout: std::time::Duration,
     /// The most collections the server holds; CreateCollection and
     /// RestoreSnapshot beyond it are RESOURCE_EXHAUSTED.
     #[arg(long, env = "TROVE_MAX_COLLECTIONS", default_value_t = crate::engine::DEFAULT_MAX_COLLECTIONS)]
@@ -162,11 +173,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(size.as_u64())
 }
 
-/// Parses a connection age (`30s`, `10m`).
+/// Parses a duration above 0 (`30s`, `10m`).
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     let age = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
     if age.is_zero() {
-        return Err(format!("{text:?}: the age must be above 0"));
+        return Err(format!("{text:?}: the duration must be above 0"));
     }
     Ok(age)
 }
@@ -239,6 +250,8 @@ impl Config {
             max_connection_age: None,
             max_memory: None,
             max_collections: crate::engine::DEFAULT_MAX_COLLECTIONS,
+            receive_timeout: std::time::Duration::from_secs(10),
+            send_timeout: std::time::Duration::from_secs(30),
             insecure: false,
         }
     }

@@ -8,29 +8,83 @@
 //! `ConcurrencyLimit` queues and `LoadShed` answers UNAVAILABLE (which clients
 //! treat as "try another server at once"), hence this small layer.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body as _, Frame, SizeHint};
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::server::BoxFuture;
+use crate::server::{BoxFuture, MAX_DECODING_MESSAGE_BYTES};
 
-/// Sheds requests beyond `limit` in progress.
+/// Methods whose request is a stream of messages: their permit is taken at
+/// the first message, and each later message must come within the receive
+/// timeout of the one before. Every other method's request is one message,
+/// received whole before a permit is taken.
+const CLIENT_STREAMS: &[&str] = &[
+    "/trove.v1.DocumentService/ImportDocuments",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The most bytes of a request received before a permit: the largest message
+/// any service accepts, with its gRPC frame header. Past it the request is
+/// RESOURCE_EXHAUSTED, as tonic would answer.
+const MAX_RECEIVED_BYTES: usize = MAX_DECODING_MESSAGE_BYTES + 5;
+
+/// Responses are handed to HTTP/2 in pieces of this size, so that a response
+/// is not done (and keeps its permit) until the client has taken all but its
+/// last window of it.
+const SEND_CHUNK_BYTES: usize = 64 << 10;
+
+/// The most bytes of responses one connection may have waiting for its
+/// client to read them; past it, its new requests are RESOURCE_EXHAUSTED.
+pub const MAX_UNREAD_BYTES_PER_CONNECTION: u64 = 64 << 20;
+
+/// Sheds requests beyond `limit` in progress, and bounds how long a request
+/// may take to arrive and a response to be read.
 #[derive(Clone)]
 pub struct ShedLayer {
     permits: Arc<Semaphore>,
     limit: usize,
     memory: Option<Arc<MemoryLimit>>,
+    receive_timeout: Duration,
+    sending: Arc<Sending>,
 }
 
 impl ShedLayer {
-    /// At most `limit` requests in progress; writes refused at `memory`.
-    pub fn new(limit: usize, memory: Option<MemoryLimit>) -> Self {
+    /// At most `limit` requests in progress; writes refused at `memory`; a
+    /// request message must arrive within `receive_timeout` and a response be
+    /// read within `send_timeout`. Must be made inside a tokio runtime: it
+    /// starts the task that ends responses past their send timeout.
+    pub fn new(
+        limit: usize,
+        memory: Option<MemoryLimit>,
+        receive_timeout: Duration,
+        send_timeout: Duration,
+    ) -> Self {
+        let sending = Arc::new(Sending {
+            timeout: send_timeout,
+            next_id: AtomicU64::new(0),
+            stalled: Mutex::default(),
+            connections: Mutex::default(),
+        });
+        tokio::spawn(end_stalled_responses(Arc::downgrade(&sending)));
         ShedLayer {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             memory: memory.map(Arc::new),
+            receive_timeout,
+            sending,
         }
     }
 }
@@ -53,13 +107,16 @@ pub struct Shed<S> {
     layer: ShedLayer,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for Shed<S>
+impl<S> tower::Service<http::Request<Body>> for Shed<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
-    type Response = http::Response<tonic::body::Body>;
+    type Response = http::Response<Body>;
     type Error = S::Error;
     type Future = BoxFuture<Result<Self::Response, Self::Error>>;
 
@@ -67,7 +124,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         if request.uri().path().starts_with("/grpc.health.") {
             return Box::pin(self.inner.call(request));
         }
@@ -76,20 +133,364 @@ where
         {
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
-            let status = Status::resource_exhausted(format!(
-                "the server is at its limit of {} requests in progress; retry with backoff",
-                self.layer.limit
-            ));
-            crate::metrics::shed();
-            return Box::pin(async move { Ok(status.into_http()) });
-        };
-        let future = self.inner.call(request);
+        // The service made ready by `poll_ready` is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
         Box::pin(async move {
-            let response = future.await;
-            drop(permit);
-            response
+            let streaming = CLIENT_STREAMS.contains(&request.uri().path());
+            let connection = connection_of(&request);
+            // The client's own deadline, if sooner, ends the wait (as
+            // DEADLINE_EXCEEDED all the same).
+            let deadline = request
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::server::parse_grpc_timeout)
+                .map_or(layer.receive_timeout, |d| d.min(layer.receive_timeout));
+            let (parts, body) = request.into_parts();
+            // No permit until the request has arrived: a client that sends
+            // headers and no message holds nothing others need.
+            let received =
+                tokio::time::timeout(deadline, receive(body, streaming, layer.receive_timeout))
+                    .await;
+            let body = match received {
+                Ok(Ok(body)) => body,
+                Ok(Err(status)) => return Ok(status.into_http()),
+                Err(_) => {
+                    return Ok(Status::deadline_exceeded(format!(
+                        "the request message did not arrive within {} (--receive-timeout)",
+                        humantime::format_duration(layer.receive_timeout)
+                    ))
+                    .into_http());
+                }
+            };
+            let unread = layer.sending.unread(connection);
+            let waiting = unread.load(Ordering::Relaxed);
+            if waiting > MAX_UNREAD_BYTES_PER_CONNECTION {
+                return Ok(Status::resource_exhausted(format!(
+                    "this connection has {} MiB of responses its client has not read; read them \
+                     before sending more requests",
+                    waiting >> 20
+                ))
+                .into_http());
+            }
+            let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
+                crate::metrics::shed();
+                return Ok(Status::resource_exhausted(format!(
+                    "the server is at its limit of {} requests in progress; retry with backoff",
+                    layer.limit
+                ))
+                .into_http());
+            };
+            let response = inner.call(http::Request::from_parts(parts, body)).await?;
+            // The permit lives until the response has been read.
+            let sending = layer.sending.clone();
+            Ok(response.map(|body| Body::new(Response::new(body, permit, unread, sending))))
         })
+    }
+}
+
+/// The peer address of the connection a request came on (with or without TLS).
+fn connection_of<B>(request: &http::Request<B>) -> Option<SocketAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|tls| tls.get_ref().remote_addr())
+        })
+}
+
+/// Receives a request body: a unary request whole, a stream up to its first
+/// message (the rest then follows with `idle` between messages at most).
+async fn receive(mut body: Body, streaming: bool, idle: Duration) -> Result<Body, Status> {
+    let mut received = BytesMut::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => break,
+            Some(Err(status)) => return Err(status),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    // Trailers end a request; gRPC clients send none.
+                    break;
+                };
+                if received.len() + data.len() > MAX_RECEIVED_BYTES {
+                    return Err(Status::resource_exhausted(format!(
+                        "the request is larger than {} MiB, the largest message accepted",
+                        MAX_DECODING_MESSAGE_BYTES >> 20
+                    )));
+                }
+                received.extend_from_slice(&data);
+                if streaming && !received.is_empty() {
+                    return Ok(Body::new(Resumed {
+                        first: Some(received.freeze()),
+                        rest: body,
+                        idle,
+                        timer: Box::pin(tokio::time::sleep(idle)),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(Body::new(http_body_util::Full::new(received.freeze())))
+}
+
+/// A streamed request: its first received bytes, then the rest, each frame
+/// within `idle` of the one before.
+struct Resumed {
+    first: Option<Bytes>,
+    rest: Body,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Resumed {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        match Pin::new(&mut self.rest).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                    "no request message arrived for {} (--receive-timeout)",
+                    humantime::format_duration(self.idle)
+                ))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+}
+
+/// The responses being sent: those that wait for their client to read them,
+/// and the unread bytes of each connection.
+struct Sending {
+    timeout: Duration,
+    next_id: AtomicU64,
+    /// Responses with data not yet handed to HTTP/2, by id. A std-like lock,
+    /// held only to insert, remove or scan.
+    stalled: Mutex<HashMap<u64, Weak<Stalled>>>,
+    /// Unread response bytes per connection.
+    connections: Mutex<HashMap<SocketAddr, Weak<AtomicU64>>>,
+}
+
+impl Sending {
+    /// The unread-bytes counter of `connection` (a counter of its own for a
+    /// connection without an address).
+    fn unread(&self, connection: Option<SocketAddr>) -> Arc<AtomicU64> {
+        let Some(addr) = connection else {
+            return Arc::default();
+        };
+        let mut connections = self.connections.lock();
+        if let Some(counter) = connections.get(&addr).and_then(Weak::upgrade) {
+            return counter;
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        connections.insert(addr, Arc::downgrade(&counter));
+        counter
+    }
+}
+
+/// The part of a response that waits for its client, shared with the task
+/// that ends it past the send timeout.
+struct Stalled {
+    since: Instant,
+    /// Data not yet handed to HTTP/2.
+    data: Mutex<Option<Bytes>>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    unread: Arc<AtomicU64>,
+    ended: AtomicBool,
+}
+
+impl Stalled {
+    /// Drops the data and the permit: the response is over, read or not.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        if let Some(data) = self.data.lock().take() {
+            self.unread.fetch_sub(data.len() as u64, Ordering::Relaxed);
+        }
+        self.permit.lock().take();
+    }
+}
+
+/// A response body that holds the request's permit until it is read (or
+/// ended past the send timeout), hands its data over in pieces, and counts
+/// what its connection has not read.
+struct Response {
+    inner: Body,
+    id: u64,
+    state: Arc<Stalled>,
+    sending: Arc<Sending>,
+    registered: bool,
+}
+
+impl Response {
+    fn new(
+        inner: Body,
+        permit: OwnedSemaphorePermit,
+        unread: Arc<AtomicU64>,
+        sending: Arc<Sending>,
+    ) -> Self {
+        Response {
+            inner,
+            id: sending.next_id.fetch_add(1, Ordering::Relaxed),
+            state: Arc::new(Stalled {
+                since: Instant::now(),
+                data: Mutex::new(None),
+                permit: Mutex::new(Some(permit)),
+                unread,
+                ended: AtomicBool::new(false),
+            }),
+            sending,
+            registered: false,
+        }
+    }
+
+    /// The response is over: its permit and data go, and the stall registry
+    /// forgets it.
+    fn finish(&mut self) {
+        self.state.end();
+        if self.registered {
+            self.sending.stalled.lock().remove(&self.id);
+            self.registered = false;
+        }
+    }
+
+    /// The next piece of the data waiting, if any.
+    fn next_piece(&self) -> Option<Bytes> {
+        let mut data = self.state.data.lock();
+        let rest = data.as_mut()?;
+        let piece = rest.split_to(rest.len().min(SEND_CHUNK_BYTES));
+        if rest.is_empty() {
+            *data = None;
+        }
+        self.state
+            .unread
+            .fetch_sub(piece.len() as u64, Ordering::Relaxed);
+        Some(piece)
+    }
+}
+
+impl http_body::Body for Response {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        loop {
+            if self.state.ended.load(Ordering::Acquire) {
+                self.finish();
+                return Poll::Ready(Some(Err(Status::cancelled(format!(
+                    "the client did not read the response within {} (--send-timeout)",
+                    humantime::format_duration(self.sending.timeout)
+                )))));
+            }
+            if let Some(piece) = self.next_piece() {
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.len() <= SEND_CHUNK_BYTES => {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    Ok(data) => {
+                        self.state
+                            .unread
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        *self.state.data.lock() = Some(data);
+                        if !self.registered {
+                            let (id, weak) = (self.id, Arc::downgrade(&self.state));
+                            self.sending.stalled.lock().insert(id, weak);
+                            self.registered = true;
+                        }
+                    }
+                    Err(frame) => {
+                        // Trailers: the response is complete.
+                        self.finish();
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                },
+                Poll::Ready(None) => {
+                    self.finish();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(status))) => {
+                    self.finish();
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state.data.lock().is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &*self.state.data.lock() {
+            None => self.inner.size_hint(),
+            Some(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Every second: ends the responses that have waited for their client longer
+/// than the send timeout (their data and permit go at once, even while
+/// HTTP/2 waits for the client's window), and forgets closed connections.
+async fn end_stalled_responses(sending: Weak<Sending>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(sending) = sending.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut late = Vec::new();
+        sending
+            .stalled
+            .lock()
+            .retain(|_, weak| match weak.upgrade() {
+                Some(state) if now.duration_since(state.since) > sending.timeout => {
+                    late.push(state);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            });
+        for state in late {
+            state.end();
+        }
+        sending
+            .connections
+            .lock()
+            .retain(|_, counter| counter.strong_count() > 0);
     }
 }
 

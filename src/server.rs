@@ -187,6 +187,8 @@ pub async fn serve(
         .layer(ShedLayer::new(
             config.max_concurrent_requests,
             config.max_memory.map(MemoryLimit::new),
+            config.receive_timeout,
+            config.send_timeout,
         ))
         .layer(WireStatusLayer)
         .layer(AuthLayer::new(keys))
@@ -447,7 +449,7 @@ fn remap(mut response: http::Response<tonic::body::Body>) -> http::Response<toni
 }
 
 /// Parses a `grpc-timeout` header value: digits then a unit (H M S m u n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if !value.is_ascii() {
         return None;
     }

@@ -228,3 +228,173 @@ async fn at_the_memory_limit_writes_are_refused_and_reads_and_deletes_go_on() {
     s.put("c", "a", json!({"title": "x"})).await;
     s.stop().await;
 }
+
+/// A gRPC request over HTTP/2 by hand: a connection of its own, whose
+/// client never gives the server more window than HTTP/2's initial 64 KiB.
+struct RawConnection {
+    addr: String,
+    client: h2::client::SendRequest<bytes::Bytes>,
+}
+
+impl RawConnection {
+    async fn open(addr: &str) -> RawConnection {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        RawConnection {
+            addr: addr.to_owned(),
+            client,
+        }
+    }
+
+    /// Sends the headers of `method`, and `message` (gRPC-framed) unless it
+    /// is `None`.
+    async fn send(
+        &mut self,
+        method: &str,
+        message: Option<&[u8]>,
+    ) -> (h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>) {
+        let request = http::Request::post(format!("http://{}{method}", self.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let mut client = self.client.clone().ready().await.unwrap();
+        let (response, mut stream) = client.send_request(request, false).unwrap();
+        if let Some(message) = message {
+            let mut framed = vec![0u8];
+            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            framed.extend_from_slice(message);
+            stream.send_data(framed.into(), true).unwrap();
+        }
+        (response, stream)
+    }
+}
+
+/// The gRPC status in a response's headers (a trailers-only answer), if any.
+fn header_status(response: &http::Response<h2::RecvStream>) -> Option<tonic::Status> {
+    tonic::Status::from_header_map(response.headers())
+}
+
+/// Requests whose headers came and whose message never does hold no place
+/// among the requests in progress: other clients are served, and each such
+/// request is DEADLINE_EXCEEDED after the receive timeout.
+#[tokio::test]
+async fn requests_whose_message_never_comes_hold_no_place() {
+    let mut config = Config::for_tests();
+    config.max_concurrent_requests = 16;
+    config.receive_timeout = Duration::from_secs(1);
+    let mut s = Server::start_with(config).await;
+    s.create_test_collection("news").await;
+    let mut raw = RawConnection::open(&s.addr.to_string()).await;
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(raw.send("/trove.v1.SearchService/Search", None).await);
+    }
+    // Every place would be taken by now; others are served all the same.
+    for _ in 0..5 {
+        s.find(query("news", "anything")).await;
+    }
+    let (response, _stream) = silent.pop().unwrap();
+    let response = response.await.unwrap();
+    let status = header_status(&response).expect("a trailers-only status");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("--receive-timeout"), "{status:?}");
+    s.stop().await;
+}
+
+/// A client that sends requests and never reads the responses: the
+/// responses keep their places until read, the connection is refused new
+/// requests once it holds more than 64 MiB unread, and past the send timeout
+/// the responses are ended (their data dropped, the stream reset) and the
+/// connection is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_nobody_reads_are_bounded_and_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &["--send-timeout", "3s"]).await;
+    let mut clients = process.connect().await;
+    clients
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "news".into(),
+                fields: crate::harness::test_fields(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let text: String = (0..3000)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    let imports: Vec<_> = (0..1000)
+        .map(|i| pb::ImportDocumentsRequest {
+            collection: "news".into(),
+            document: Some(doc(
+                &format!("d{i:04}"),
+                json!({"title": "t", "blob": text}),
+            )),
+            async_visibility: false,
+        })
+        .collect();
+    clients
+        .documents
+        .import_documents(tokio_stream::iter(imports))
+        .await
+        .unwrap();
+    let list = prost::Message::encode_to_vec(&pb::ListDocumentsRequest {
+        collection: "news".into(),
+        page_size: 1000,
+        ..Default::default()
+    });
+
+    // One request at a time, each once its headers are back: about 3 MiB
+    // unread each.
+    let mut raw = RawConnection::open(&process.addr).await;
+    let mut unread = Vec::new();
+    let mut refused = None;
+    for _ in 0..40 {
+        let (response, _stream) = raw
+            .send("/trove.v1.DocumentService/ListDocuments", Some(&list))
+            .await;
+        let response = response.await.unwrap();
+        match header_status(&response) {
+            Some(status) => {
+                refused = Some(status);
+                break;
+            }
+            None => unread.push(response),
+        }
+    }
+    let refused = refused.expect("the connection was refused more requests");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("not read"), "{refused:?}");
+    assert!(
+        (20..=23).contains(&unread.len()),
+        "{} accepted",
+        unread.len()
+    );
+    // Another connection is served meanwhile.
+    let found = clients.search.search(query("news", "t")).await.unwrap();
+    assert_eq!(found.into_inner().total_size, 1000);
+
+    // Past the send timeout the unread responses are ended: their data is
+    // dropped, so the connection's unread bytes fall and it is served again.
+    // (Their streams are reset once the client opens its window.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (response, _stream) = raw
+            .send("/trove.v1.DocumentService/ListDocuments", Some(&list))
+            .await;
+        let response = response.await.unwrap();
+        if header_status(&response).is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the connection stayed refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = process.log_text();
+    assert!(!log.contains("panicked"), "{log}");
+}
