@@ -32,29 +32,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
+use crate::api::methods;
 use crate::server::BoxFuture;
 
-/// What a key may do. Each scope includes the ones before it.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Get, list, search, suggest, analyze.
-    Read,
-    /// Read, plus document writes.
-    Write,
-    /// Everything: collections and snapshots too.
-    Admin,
-}
-
-impl Scope {
-    fn name(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Write => "write",
-            Scope::Admin => "admin",
-        }
-    }
-}
+pub use crate::api::methods::Scope;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,27 +240,6 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
     (!key.is_empty()).then_some(key)
 }
 
-/// The scope a gRPC path needs; `None` for the open services (health,
-/// reflection). A trove method this table does not name needs a valid key of
-/// any scope (tonic then answers UNIMPLEMENTED).
-fn required_scope(path: &str) -> Option<Scope> {
-    let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
-        return Some(Scope::Read);
-    };
-    if service.starts_with("grpc.health.") || service.starts_with("grpc.reflection.") {
-        return None;
-    }
-    Some(match (service, method) {
-        ("trove.v1.CollectionService", "CreateCollection" | "DeleteCollection") => Scope::Admin,
-        ("trove.v1.SnapshotService", _) => Scope::Admin,
-        (
-            "trove.v1.DocumentService",
-            "CreateDocument" | "UpdateDocument" | "DeleteDocument" | "ImportDocuments",
-        ) => Scope::Write,
-        _ => Scope::Read,
-    })
-}
-
 /// Refuses `collection` to a key limited to other collections.
 pub fn check_collection<T>(request: &tonic::Request<T>, collection: &str) -> Result<(), Status> {
     check_access(request.extensions().get::<Access>(), collection)
@@ -341,8 +301,16 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // A path the method table does not name is refused, whatever the key:
+        // a method nobody described gets no default scope.
+        let Some(method) = methods::method(request.uri().path()) else {
+            let path: String = request.uri().path().chars().take(200).collect();
+            let status =
+                Status::unimplemented(format!("{path:?} is not a method this server serves"));
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
         if let Some(keys) = &self.keys
-            && let Some(scope) = required_scope(request.uri().path())
+            && let Some(scope) = method.scope
         {
             let authorization = request
                 .headers()
@@ -469,31 +437,66 @@ mod tests {
         }
     }
 
+    /// A path the method table does not name is refused before any key is
+    /// looked at, with keys or without: no default scope.
+    #[tokio::test]
+    async fn a_method_without_an_entry_is_refused() {
+        use tower::{Layer, Service, ServiceExt};
+        let reached = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(tonic::body::Body::empty()))
+        });
+        for keys in [None, Some(Arc::new(keys()))] {
+            let mut service = AuthLayer::new(keys).layer(reached);
+            for (path, refused) in [
+                ("/trove.v1.DocumentService/DeleteEverything", true),
+                ("/trove.v1.Unknown/Search", true),
+                ("/grpc.health.v1.Health/Check", false),
+            ] {
+                let request = http::Request::builder()
+                    .uri(path)
+                    .header("authorization", "Bearer admin-key")
+                    .body(())
+                    .unwrap();
+                let response = service.ready().await.unwrap().call(request).await.unwrap();
+                let status = Status::from_header_map(response.headers());
+                assert_eq!(
+                    status.map(|s| s.code()),
+                    refused.then_some(tonic::Code::Unimplemented),
+                    "{path}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn methods_need_their_scope_and_health_and_reflection_are_open() {
-        assert_eq!(required_scope("/grpc.health.v1.Health/Check"), None);
         assert_eq!(
-            required_scope("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            methods::method("/grpc.health.v1.Health/Check").and_then(|m| m.scope),
             None
         );
         assert_eq!(
-            required_scope("/trove.v1.CollectionService/CreateCollection"),
+            methods::method("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+                .and_then(|m| m.scope),
+            None
+        );
+        assert_eq!(
+            methods::method("/trove.v1.CollectionService/CreateCollection").and_then(|m| m.scope),
             Some(Scope::Admin)
         );
         assert_eq!(
-            required_scope("/trove.v1.CollectionService/ListCollections"),
+            methods::method("/trove.v1.CollectionService/ListCollections").and_then(|m| m.scope),
             Some(Scope::Read)
         );
         assert_eq!(
-            required_scope("/trove.v1.DocumentService/ImportDocuments"),
+            methods::method("/trove.v1.DocumentService/ImportDocuments").and_then(|m| m.scope),
             Some(Scope::Write)
         );
         assert_eq!(
-            required_scope("/trove.v1.SearchService/Search"),
+            methods::method("/trove.v1.SearchService/Search").and_then(|m| m.scope),
             Some(Scope::Read)
         );
         assert_eq!(
-            required_scope("/trove.v1.SnapshotService/ListSnapshots"),
+            methods::method("/trove.v1.SnapshotService/ListSnapshots").and_then(|m| m.scope),
             Some(Scope::Admin)
         );
     }

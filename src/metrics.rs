@@ -37,32 +37,6 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Every method trove serves; other paths are counted as `other`, so that a
-/// client cannot make up label values.
-const METHODS: &[&str] = &[
-    "/trove.v1.CollectionService/CreateCollection",
-    "/trove.v1.CollectionService/GetCollection",
-    "/trove.v1.CollectionService/ListCollections",
-    "/trove.v1.CollectionService/DeleteCollection",
-    "/trove.v1.DocumentService/CreateDocument",
-    "/trove.v1.DocumentService/GetDocument",
-    "/trove.v1.DocumentService/UpdateDocument",
-    "/trove.v1.DocumentService/DeleteDocument",
-    "/trove.v1.DocumentService/ListDocuments",
-    "/trove.v1.DocumentService/BatchGetDocuments",
-    "/trove.v1.DocumentService/ImportDocuments",
-    "/trove.v1.SearchService/Search",
-    "/trove.v1.SearchService/Suggest",
-    "/trove.v1.SearchService/Analyze",
-    "/trove.v1.SnapshotService/CreateSnapshot",
-    "/trove.v1.SnapshotService/ListSnapshots",
-    "/trove.v1.SnapshotService/RestoreSnapshot",
-    "/grpc.health.v1.Health/Check",
-    "/grpc.health.v1.Health/Watch",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
-
 /// Installs the recorder and serves `/metrics` on `addr`.
 pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
     PrometheusBuilder::new()
@@ -130,12 +104,10 @@ pub fn sample(engine: &Engine) {
     }
 }
 
+/// The method's path, or `other` for a path the method table does not name,
+/// so that a client cannot make up label values.
 fn method_label(path: &str) -> &'static str {
-    METHODS
-        .iter()
-        .find(|m| **m == path)
-        .copied()
-        .unwrap_or("other")
+    crate::api::methods::method(path).map_or("other", |m| m.path)
 }
 
 fn record(method: &'static str, code: &str, started: Instant) {

@@ -24,17 +24,8 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use crate::api::methods;
 use crate::server::{BoxFuture, MAX_DECODING_MESSAGE_BYTES};
-
-/// Methods whose request is a stream of messages: their permit is taken at
-/// the first message, and each later message must come within the receive
-/// timeout of the one before. Every other method's request is one message,
-/// received whole before a permit is taken.
-const CLIENT_STREAMS: &[&str] = &[
-    "/trove.v1.DocumentService/ImportDocuments",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-];
 
 /// The most bytes of a request received before a permit: the largest message
 /// any service accepts, with its gRPC frame header. Past it the request is
@@ -125,20 +116,26 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        if request.uri().path().starts_with("/grpc.health.") {
+        // Health is never refused; a path the method table does not name is
+        // refused by the authentication layer, inside this one.
+        let Some(method) = methods::method(request.uri().path()).filter(|m| m.shed) else {
             return Box::pin(self.inner.call(request));
-        }
+        };
         if let Some(memory) = &self.layer.memory
-            && let Err(status) = memory.admit(&mut request)
+            && method.adds_data
         {
-            return Box::pin(async move { Ok(status.into_http()) });
+            if let Err(status) = memory.check() {
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+            // Streams check again as data arrives.
+            request.extensions_mut().insert(memory.clone());
         }
         // The service made ready by `poll_ready` is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let streaming = CLIENT_STREAMS.contains(&request.uri().path());
+            let streaming = method.client_streaming;
             let connection = connection_of(&request);
             // The client's own deadline, if sooner, ends the wait (as
             // DEADLINE_EXCEEDED all the same).
@@ -494,16 +491,6 @@ async fn end_stalled_responses(sending: Weak<Sending>) {
     }
 }
 
-/// The methods that add data, refused at the memory limit. Deletes free memory
-/// and reads add none: they go on.
-const WRITES: &[&str] = &[
-    "/trove.v1.DocumentService/CreateDocument",
-    "/trove.v1.DocumentService/UpdateDocument",
-    "/trove.v1.DocumentService/ImportDocuments",
-    "/trove.v1.CollectionService/CreateCollection",
-    "/trove.v1.SnapshotService/RestoreSnapshot",
-];
-
 /// `--max-memory`: writes are refused with RESOURCE_EXHAUSTED while the
 /// resident memory of the process is within `headroom` of the limit, so that
 /// the write itself (its documents, index growth) stays under it.
@@ -534,17 +521,6 @@ impl MemoryLimit {
                 self.limit >> 20,
                 resident >> 20
             )));
-        }
-        Ok(())
-    }
-
-    /// Refuses a write method at the limit; handlers of streams call
-    /// [`MemoryLimit::check`] again as data arrives (it is in the request
-    /// extensions).
-    fn admit<B>(self: &Arc<Self>, request: &mut http::Request<B>) -> Result<(), Status> {
-        if WRITES.contains(&request.uri().path()) {
-            self.check()?;
-            request.extensions_mut().insert(self.clone());
         }
         Ok(())
     }

@@ -50,14 +50,6 @@ pub const WRITER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often pending asynchronous writes are made visible.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The fully qualified names of trove's services, as health reports them.
-pub const SERVICE_NAMES: &[&str] = &[
-    "trove.v1.CollectionService",
-    "trove.v1.DocumentService",
-    "trove.v1.SearchService",
-    "trove.v1.SnapshotService",
-];
-
 /// Serves a new engine configured by `config` on `listener` until `shutdown`
 /// completes. Health reports NOT_SERVING until the seeds are loaded.
 pub async fn run(
@@ -364,8 +356,8 @@ fn spawn_key_reloader(keys: Arc<Keys>) -> anyhow::Result<()> {
 
 async fn set_status(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
-    for name in SERVICE_NAMES {
-        reporter.set_service_status(*name, status).await;
+    for name in crate::api::methods::trove_services() {
+        reporter.set_service_status(name, status).await;
     }
 }
 

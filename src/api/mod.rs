@@ -2,6 +2,7 @@
 //! domain types, and the one mapping from engine errors to gRPC statuses.
 
 mod convert;
+pub mod methods;
 pub mod paging;
 mod status;
 mod value;
