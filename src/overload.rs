@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as _, Frame, SizeHint};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
@@ -67,7 +67,7 @@ impl ShedLayer {
             timeout: send_timeout,
             next_id: AtomicU64::new(0),
             stalled: Mutex::default(),
-            connections: Mutex::default(),
+            connections: RwLock::default(),
         });
         tokio::spawn(end_stalled_responses(Arc::downgrade(&sending)));
         ShedLayer {
@@ -162,8 +162,7 @@ where
                     .into_http());
                 }
             };
-            let unread = layer.sending.unread(connection);
-            let waiting = unread.load(Ordering::Relaxed);
+            let waiting = layer.sending.unread_of(connection);
             if waiting > MAX_UNREAD_BYTES_PER_CONNECTION {
                 return Ok(Status::resource_exhausted(format!(
                     "this connection has {} MiB of responses its client has not read; read them \
@@ -183,7 +182,7 @@ where
             let response = inner.call(http::Request::from_parts(parts, body)).await?;
             // The permit lives until the response has been read.
             let sending = layer.sending.clone();
-            Ok(response.map(|body| Body::new(Response::new(body, permit, unread, sending))))
+            Ok(response.map(|body| Body::new(Response::new(body, permit, connection, sending))))
         })
     }
 }
@@ -204,7 +203,9 @@ fn connection_of<B>(request: &http::Request<B>) -> Option<SocketAddr> {
 /// Receives a request body: a unary request whole, a stream up to its first
 /// message (the rest then follows with `idle` between messages at most).
 async fn receive(mut body: Body, streaming: bool, idle: Duration) -> Result<Body, Status> {
-    let mut received = BytesMut::new();
+    // Most requests arrive in one frame: it is kept as it is, not copied.
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
     loop {
         let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
         match frame {
@@ -215,16 +216,21 @@ async fn receive(mut body: Body, streaming: bool, idle: Duration) -> Result<Body
                     // Trailers end a request; gRPC clients send none.
                     break;
                 };
-                if received.len() + data.len() > MAX_RECEIVED_BYTES {
+                let received = first.as_ref().map_or(0, Bytes::len) + more.len();
+                if received + data.len() > MAX_RECEIVED_BYTES {
                     return Err(Status::resource_exhausted(format!(
                         "the request is larger than {} MiB, the largest message accepted",
                         MAX_DECODING_MESSAGE_BYTES >> 20
                     )));
                 }
-                received.extend_from_slice(&data);
-                if streaming && !received.is_empty() {
+                match &first {
+                    None => first = Some(data),
+                    Some(_) => more.extend_from_slice(&data),
+                }
+                if streaming && first.as_ref().is_some_and(|f| !f.is_empty()) {
+                    let first = joined(first, more);
                     return Ok(Body::new(Resumed {
-                        first: Some(received.freeze()),
+                        first: Some(first),
                         rest: body,
                         idle,
                         timer: Box::pin(tokio::time::sleep(idle)),
@@ -233,7 +239,21 @@ async fn receive(mut body: Body, streaming: bool, idle: Duration) -> Result<Body
             }
         }
     }
-    Ok(Body::new(http_body_util::Full::new(received.freeze())))
+    Ok(Body::new(http_body_util::Full::new(joined(first, more))))
+}
+
+/// The bytes of `first` followed by `more`.
+fn joined(first: Option<Bytes>, more: BytesMut) -> Bytes {
+    match first {
+        None => Bytes::new(),
+        Some(first) if more.is_empty() => first,
+        Some(first) => {
+            let mut all = BytesMut::with_capacity(first.len() + more.len());
+            all.extend_from_slice(&first);
+            all.extend_from_slice(&more);
+            all.freeze()
+        }
+    }
 }
 
 /// A streamed request: its first received bytes, then the rest, each frame
@@ -285,18 +305,30 @@ struct Sending {
     /// Responses with data not yet handed to HTTP/2, by id. A std-like lock,
     /// held only to insert, remove or scan.
     stalled: Mutex<HashMap<u64, Weak<Stalled>>>,
-    /// Unread response bytes per connection.
-    connections: Mutex<HashMap<SocketAddr, Weak<AtomicU64>>>,
+    /// Unread response bytes per connection, for the connections that have
+    /// had a response wait for their client. A std-like lock, held only to
+    /// look up, insert or scan.
+    connections: RwLock<HashMap<SocketAddr, Weak<AtomicU64>>>,
 }
 
 impl Sending {
+    /// The bytes of responses `connection`'s client has not read.
+    fn unread_of(&self, connection: Option<SocketAddr>) -> u64 {
+        connection
+            .and_then(|addr| self.connections.read().get(&addr).and_then(Weak::upgrade))
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
     /// The unread-bytes counter of `connection` (a counter of its own for a
     /// connection without an address).
     fn unread(&self, connection: Option<SocketAddr>) -> Arc<AtomicU64> {
         let Some(addr) = connection else {
             return Arc::default();
         };
-        let mut connections = self.connections.lock();
+        if let Some(counter) = self.connections.read().get(&addr).and_then(Weak::upgrade) {
+            return counter;
+        }
+        let mut connections = self.connections.write();
         if let Some(counter) = connections.get(&addr).and_then(Weak::upgrade) {
             return counter;
         }
@@ -330,59 +362,88 @@ impl Stalled {
 
 /// A response body that holds the request's permit until it is read (or
 /// ended past the send timeout), hands its data over in pieces, and counts
-/// what its connection has not read.
+/// what its connection has not read. A response whose data fits in one piece
+/// (most) never waits: it shares nothing with the stall registry.
 struct Response {
     inner: Body,
-    id: u64,
-    state: Arc<Stalled>,
+    /// Until the response's data is larger than one piece.
+    permit: Option<OwnedSemaphorePermit>,
+    connection: Option<SocketAddr>,
+    /// Once the response's data is larger than one piece.
+    stalled: Option<(u64, Arc<Stalled>)>,
     sending: Arc<Sending>,
-    registered: bool,
 }
 
 impl Response {
     fn new(
         inner: Body,
         permit: OwnedSemaphorePermit,
-        unread: Arc<AtomicU64>,
+        connection: Option<SocketAddr>,
         sending: Arc<Sending>,
     ) -> Self {
         Response {
             inner,
-            id: sending.next_id.fetch_add(1, Ordering::Relaxed),
-            state: Arc::new(Stalled {
-                since: Instant::now(),
-                data: Mutex::new(None),
-                permit: Mutex::new(Some(permit)),
-                unread,
-                ended: AtomicBool::new(false),
-            }),
+            permit: Some(permit),
+            connection,
+            stalled: None,
             sending,
-            registered: false,
         }
     }
 
     /// The response is over: its permit and data go, and the stall registry
     /// forgets it.
     fn finish(&mut self) {
-        self.state.end();
-        if self.registered {
-            self.sending.stalled.lock().remove(&self.id);
-            self.registered = false;
+        self.permit = None;
+        if let Some((id, state)) = self.stalled.take() {
+            state.end();
+            self.sending.stalled.lock().remove(&id);
+        }
+    }
+
+    /// Keeps `data` to hand over in pieces, where the task that ends stalled
+    /// responses can drop it.
+    fn wait_with(&mut self, data: Bytes) {
+        if self.stalled.is_none() {
+            let state = Arc::new(Stalled {
+                since: Instant::now(),
+                data: Mutex::new(None),
+                permit: Mutex::new(self.permit.take()),
+                unread: self.sending.unread(self.connection),
+                ended: AtomicBool::new(false),
+            });
+            let id = self.sending.next_id.fetch_add(1, Ordering::Relaxed);
+            self.sending
+                .stalled
+                .lock()
+                .insert(id, Arc::downgrade(&state));
+            self.stalled = Some((id, state));
+        }
+        if let Some((_, state)) = &self.stalled {
+            state.unread.fetch_add(data.len() as u64, Ordering::Relaxed);
+            *state.data.lock() = Some(data);
         }
     }
 
     /// The next piece of the data waiting, if any.
     fn next_piece(&self) -> Option<Bytes> {
-        let mut data = self.state.data.lock();
+        let (_, state) = self.stalled.as_ref()?;
+        let mut data = state.data.lock();
         let rest = data.as_mut()?;
         let piece = rest.split_to(rest.len().min(SEND_CHUNK_BYTES));
         if rest.is_empty() {
             *data = None;
         }
-        self.state
+        state
             .unread
             .fetch_sub(piece.len() as u64, Ordering::Relaxed);
         Some(piece)
+    }
+
+    /// Whether the task that ends stalled responses has ended this one.
+    fn ended(&self) -> bool {
+        self.stalled
+            .as_ref()
+            .is_some_and(|(_, state)| state.ended.load(Ordering::Acquire))
     }
 }
 
@@ -395,7 +456,7 @@ impl http_body::Body for Response {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         loop {
-            if self.state.ended.load(Ordering::Acquire) {
+            if self.ended() {
                 self.finish();
                 return Poll::Ready(Some(Err(Status::cancelled(format!(
                     "the client did not read the response within {} (--send-timeout)",
@@ -410,17 +471,7 @@ impl http_body::Body for Response {
                     Ok(data) if data.len() <= SEND_CHUNK_BYTES => {
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    Ok(data) => {
-                        self.state
-                            .unread
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        *self.state.data.lock() = Some(data);
-                        if !self.registered {
-                            let (id, weak) = (self.id, Arc::downgrade(&self.state));
-                            self.sending.stalled.lock().insert(id, weak);
-                            self.registered = true;
-                        }
-                    }
+                    Ok(data) => self.wait_with(data),
                     Err(frame) => {
                         // Trailers: the response is complete.
                         self.finish();
@@ -441,11 +492,15 @@ impl http_body::Body for Response {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.state.data.lock().is_none() && self.inner.is_end_stream()
+        let waiting = self
+            .stalled
+            .as_ref()
+            .is_some_and(|(_, state)| state.data.lock().is_some());
+        !waiting && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &*self.state.data.lock() {
+        match &self.stalled {
             None => self.inner.size_hint(),
             Some(_) => SizeHint::default(),
         }
@@ -486,7 +541,7 @@ async fn end_stalled_responses(sending: Weak<Sending>) {
         }
         sending
             .connections
-            .lock()
+            .write()
             .retain(|_, counter| counter.strong_count() > 0);
     }
 }

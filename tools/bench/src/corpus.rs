@@ -1,5 +1,5 @@
 //! A deterministic generator of news-like documents: words drawn with a Zipf
-//! distribution from `bench/vocabulary.txt` (most frequent first), bodies of a
+//! distribution from `tools/bench/vocabulary.txt` (most frequent first), bodies of a
 //! few hundred to a couple of thousand words, dates over ten years, tags and a
 //! source. The same seed gives the same corpus on every machine.
 
@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Zipf};
 use serde_json::{Map, Value, json};
 
-const VOCABULARY: &str = include_str!("../../../bench/vocabulary.txt");
+const VOCABULARY: &str = include_str!("../vocabulary.txt");
 const SOURCES: &[&str] = &[
     "reuters", "ap", "afp", "bbc", "guardian", "nyt", "wsj", "ft", "dw", "nhk", "abc", "cbc",
 ];
