@@ -151,7 +151,7 @@ pub async fn serve(
     );
 
     // TCP_NODELAY: without it, a response larger than one segment waits for the
-    // client's delayed ACK (about 40 ms per call).
+    // client's delayed ACK (tens of milliseconds per call).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     if let Some(metrics_addr) = config.metrics_listen {
         crate::metrics::install(metrics_addr)?;
@@ -299,8 +299,8 @@ pub async fn serve(
 
 /// Each request's span names its method and request id (the client's
 /// `x-request-id`, or a generated UUID; either is echoed in the response). At
-/// DEBUG level: an INFO span per request cost 10–18% of GetDocument throughput
-/// (h2load, 16 clients), since the log formatter renders its fields at creation.
+/// DEBUG level: an INFO span per request cost a measurable share of GetDocument
+/// throughput, since the log formatter renders its fields at creation.
 fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
     let id = request
         .headers()

@@ -2,11 +2,11 @@
 //!
 //! Search finds documents by segment and doc id and must name them by their id.
 //! tantivy keeps ids in a compressed term dictionary where turning one ordinal
-//! into its text decompresses a block (and creates a zstd context): measured,
-//! that was a third of a query's CPU. A segment never changes, so its ids are
-//! read once, in order, and kept as a vector, beside the opened id column that
-//! maps a document to its ordinal (opening a column parses its header: 2–3% of
-//! a query's CPU when done per segment and per hit). The cache follows the
+//! into its text decompresses a block (and creates a zstd context), a large
+//! part of a query's CPU when done per hit. A segment never changes, so its ids
+//! are read once, in order, and kept as a vector, beside the opened id column
+//! that maps a document to its ordinal (opening a column parses its header,
+//! which is worth doing once per segment rather than per hit). The cache follows the
 //! segments of the latest commit.
 
 use std::collections::{HashMap, HashSet};

@@ -7,8 +7,8 @@
 //! segment of a few documents each. With that floor they all share one level
 //! with the segment their predecessors were merged into, which is then merged
 //! again with every 7 new ones: a stream of single-document writes rewrites
-//! that segment, up to 17,000 documents, every 8 writes (a profile of such
-//! writes alone spent 58% of the server's CPU merging).
+//! that segment, up to the floor's size, every 8 writes (in a profile of such
+//! writes, merging was most of the server's CPU; docs/decisions.md).
 //!
 //! [`SmallFirst`] keeps tantivy's policy for segments of at least
 //! [`SMALL_SEGMENT_DOCS`] documents and merges the smaller ones among

@@ -3,7 +3,7 @@
 //!
 //! Under a search load a write that waits for visibility waits for a tantivy
 //! commit; with searches on the same threads as everything else, the commit got
-//! a small share of two cores and a visible write's p99 grew past 200 ms. Searches
+//! a small share of two cores and a visible write's p99 grew many times over. Searches
 //! beyond one per core queue here, and their threads are niced, so a commit runs
 //! almost as if the searches were not there. Written by hand: a handful of lines
 //! over a channel, where a thread-pool crate would not set the priority either.
