@@ -2,6 +2,8 @@
 //!
 //! The layers, from the wire inwards (`service → api → engine`):
 //! - [`server`] builds the tonic server: services, health, reflection, layers.
+//! - [`middleware`] holds the tower layers: API keys, shedding and timeouts,
+//!   metrics, the rewriting of tonic's own statuses.
 //! - [`service`] holds the handlers, one per gRPC service, each thin.
 //! - [`api`] is the wire: generated types, conversions, the one error mapping.
 //! - [`engine`] is the domain: collections, documents, the tantivy index, the
@@ -10,12 +12,10 @@
 //!   [`import`] is `trove import`, a gRPC client for bulk loads.
 
 pub mod api;
-pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod import;
-pub mod metrics;
-pub mod overload;
+pub mod middleware;
 pub mod seeds;
 pub mod server;
 pub mod service;

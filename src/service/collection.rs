@@ -8,8 +8,8 @@ use super::collection_name;
 use crate::api::paging;
 use crate::api::pb::collection_service_server::CollectionService;
 use crate::api::{self, pb};
-use crate::auth::{Access, check_access, check_collection};
 use crate::engine::{CollectionSchema, Engine, page_size};
+use crate::middleware::auth::{Access, check_access, check_collection};
 
 /// Serves `CollectionService` from the engine.
 pub struct CollectionHandler {

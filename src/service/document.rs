@@ -7,11 +7,11 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{collection_name, doc_id};
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
-use crate::auth::{Access, check_access, check_collection};
 use crate::engine::{
     Collection, DocId, Engine, EngineError, Fields, Patch, ResponseBudget, Update, page_size,
 };
-use crate::overload::MemoryLimit;
+use crate::middleware::auth::{Access, check_access, check_collection};
+use crate::middleware::shed::MemoryLimit;
 
 /// Documents applied per lock acquisition during an import.
 const IMPORT_BATCH: usize = 512;

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb::search_service_server::SearchService;
 use crate::api::{self, pb};
-use crate::auth::check_collection;
 use crate::engine::{Analyzer, Engine, EngineError};
+use crate::middleware::auth::check_collection;
 
 /// The longest text Analyze accepts, in bytes.
 const MAX_ANALYZE_BYTES: usize = 1 << 20;

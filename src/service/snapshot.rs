@@ -8,9 +8,9 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb;
 use crate::api::pb::snapshot_service_server::SnapshotService;
-use crate::auth::{Access, check_collection};
 use crate::engine::durable::{SnapshotInfo, snapshot_dir};
 use crate::engine::{CollectionName, Engine, EngineError};
+use crate::middleware::auth::{Access, check_collection};
 
 /// Serves `SnapshotService` from the engine, with snapshots under `root`.
 pub struct SnapshotHandler {

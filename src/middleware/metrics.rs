@@ -28,7 +28,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tonic::Code;
 use tonic::body::Body;
 
-use crate::server::BoxFuture;
+use super::BoxFuture;
 
 use crate::engine::Engine;
 
@@ -99,7 +99,7 @@ pub fn sample(engine: &Engine) {
         gauge!("trove_collection_memory_bytes", "collection" => name)
             .set(stats.memory_bytes as f64);
     }
-    if let Some(bytes) = crate::overload::resident_bytes() {
+    if let Some(bytes) = crate::middleware::shed::resident_bytes() {
         gauge!("trove_resident_memory_bytes").set(bytes as f64);
     }
 }

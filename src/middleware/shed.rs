@@ -24,8 +24,9 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use super::BoxFuture;
 use crate::api::methods;
-use crate::server::{BoxFuture, MAX_DECODING_MESSAGE_BYTES};
+use crate::server::MAX_DECODING_MESSAGE_BYTES;
 
 /// The most bytes of a request received before a permit: the largest message
 /// any service accepts, with its gRPC frame header. Past it the request is
@@ -143,7 +144,7 @@ where
                 .headers()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::server::parse_grpc_timeout)
+                .and_then(super::parse_grpc_timeout)
                 .map_or(layer.receive_timeout, |d| d.min(layer.receive_timeout));
             let (parts, body) = request.into_parts();
             // No permit until the request has arrived: a client that sends
@@ -172,7 +173,7 @@ where
                 .into_http());
             }
             let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
-                crate::metrics::shed();
+                crate::middleware::metrics::shed();
                 return Ok(Status::resource_exhausted(format!(
                     "the server is at its limit of {} requests in progress; retry with backoff",
                     layer.limit

@@ -32,8 +32,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
+use super::BoxFuture;
 use crate::api::methods;
-use crate::server::BoxFuture;
 
 pub use crate::api::methods::Scope;
 
