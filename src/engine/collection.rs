@@ -37,13 +37,13 @@ use super::analysis;
 use super::budget::ResponseBudget;
 use super::directory::IndexDirectory;
 use super::document::{self, Dictionary, Document, Fields, StoredDoc};
-use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op};
+use super::durable::{Captured, CollectionRecord, DocRecord, Journal, Op, tag_record};
 use super::error::{EngineError, Result};
 use super::ids::IdCache;
 use super::merging::SmallFirst;
 use super::names::{CollectionName, DocId};
 use super::requests::{Outcome, RequestTag, Requests};
-use super::schema::CollectionSchema;
+use super::schema::{CollectionSchema, FieldSpec};
 use super::timestamp::now_micros;
 
 /// The documents of a collection by id: a persistent map, so a snapshot is an O(1) clone.
@@ -456,7 +456,12 @@ impl Collection {
             name: self.name.to_string(),
             uid: self.uid,
             create_time: self.create_time,
-            fields: self.schema.fields().iter().map(|f| f.to_spec()).collect(),
+            fields: self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (&f.to_spec()).into())
+                .collect(),
             synonyms: self.schema.synonyms().sets().to_vec(),
         }
     }
@@ -871,7 +876,7 @@ impl Collection {
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
-            request: request.clone(),
+            request: tag_record(&request),
         })?;
         state.add(&id, tantivy_doc, waited)?;
         let stored = self.put(state, &id, stored, None);
@@ -956,7 +961,7 @@ impl Collection {
         self.log(state, || Op::Put {
             uid: self.uid,
             doc: DocRecord::of(&id, &stored),
-            request: request.clone(),
+            request: tag_record(&request),
         })?;
         if current.is_some() {
             state.delete(&id, self.id_term(&id))?;
@@ -994,7 +999,7 @@ impl Collection {
         self.log(state, || Op::Delete {
             uid: self.uid,
             id: id.to_string(),
-            request: request.clone(),
+            request: tag_record(&request),
         })?;
         state.delete(id, self.id_term(id))?;
         self.docs.write().remove(id);
@@ -1234,7 +1239,8 @@ fn outcome_document(outcome: Outcome) -> Result<Document> {
 /// The name and schema a record defines.
 fn definition(record: &CollectionRecord) -> Result<(CollectionName, CollectionSchema)> {
     let name = CollectionName::parse(&record.name, "collection.name")?;
-    let schema = CollectionSchema::new(&record.fields)?.with_synonyms(&record.synonyms)?;
+    let specs: Vec<FieldSpec> = record.fields.iter().map(FieldSpec::from).collect();
+    let schema = CollectionSchema::new(&specs)?.with_synonyms(&record.synonyms)?;
     Ok((name, schema))
 }
 

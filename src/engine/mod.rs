@@ -203,7 +203,7 @@ impl Engine {
                     Some(journal) => {
                         let seq = journal.append(durable::Op::CreateCollection {
                             record: collection.record(),
-                            request: tag.clone(),
+                            request: durable::tag_record(&tag),
                         })?;
                         collection.attach(journal.clone());
                         seq
@@ -287,7 +287,7 @@ impl Engine {
                     Some(journal) => journal.append(durable::Op::DeleteCollection {
                         name: name.to_string(),
                         uid: collection.uid(),
-                        request: tag.clone(),
+                        request: durable::tag_record(&tag),
                     })?,
                     None => 0,
                 };

@@ -7,7 +7,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
 use super::document::StoredDoc;
 use super::error::{EngineError, Result};
@@ -22,7 +21,7 @@ pub const MAX_REMEMBERED: usize = 1_000_000;
 pub const MAX_REQUEST_ID_BYTES: usize = 256;
 
 /// A write's request id, what it asked for, and when.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct RequestTag {
     pub id: String,
     /// The method and its target: a retry must ask for the same.

@@ -19,7 +19,7 @@ pub(crate) const ID_FIELD: &str = "_id";
 const RAW_PREFIX: &str = "_raw_";
 
 /// The type of a declared field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
     Text,
     Keyword,
@@ -44,7 +44,7 @@ impl FieldType {
 }
 
 /// A declared field as a client describes it, before validation.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FieldSpec {
     pub name: String,
     /// `None` for an unspecified type, which validation rejects.

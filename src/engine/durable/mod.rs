@@ -38,11 +38,11 @@ use super::names::{CollectionName, DocId};
 pub(crate) use checkpoint::{Captured, Loaded};
 pub use journal::Fsync;
 pub(crate) use journal::Journal;
-pub(crate) use record::{CollectionRecord, DocRecord, Op};
+pub(crate) use record::{CollectionRecord, DocRecord, Op, tag_record};
 use record::{OutcomeRecord, RequestRecord};
 pub use snapshot::{SnapshotInfo, snapshot_dir};
 
-use super::requests::Outcome;
+use super::requests::{Outcome, RequestTag};
 
 /// The first line of `DATA/FORMAT`.
 const FORMAT_LINE: &str = "trove data directory format 1";
@@ -129,6 +129,7 @@ impl Engine {
                 collections.insert(collection.name().clone(), collection);
             }
             for RequestRecord { tag, outcome } in requests {
+                let tag = RequestTag::from(tag);
                 let outcome = match outcome {
                     OutcomeRecord::Written(doc) => {
                         // Written without a dictionary (see `checkpoint`).
@@ -213,6 +214,7 @@ impl Engine {
         };
         match op {
             Op::CreateCollection { record, request } => {
+                let request = request.map(RequestTag::from);
                 if let Some(tag) = request {
                     let uid = record.uid;
                     self.requests
@@ -230,6 +232,7 @@ impl Engine {
                 collections.insert(name, collection);
             }
             Op::DeleteCollection { name, uid, request } => {
+                let request = request.map(RequestTag::from);
                 if let Some(tag) = request {
                     self.requests.insert(tag, Outcome::CollectionDeleted);
                 }
@@ -240,11 +243,13 @@ impl Engine {
                 }
             }
             Op::Put { uid, doc, request } => {
+                let request = request.map(RequestTag::from);
                 if let Some(collection) = by_uid(uid) {
                     collection.replay_put(doc, request)?;
                 }
             }
             Op::Delete { uid, id, request } => {
+                let request = request.map(RequestTag::from);
                 if let Some(collection) = by_uid(uid) {
                     collection.replay_delete(&id, request)?;
                 }
@@ -317,7 +322,7 @@ impl Engine {
             captured.iter().map(|c| (c.record.uid, c)).collect();
         let mut requests = self.requests.entries().into_iter().map(|(tag, outcome)| {
             Ok(RequestRecord {
-                tag,
+                tag: (&tag).into(),
                 outcome: match outcome {
                     Outcome::Written {
                         collection,

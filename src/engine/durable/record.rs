@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{EngineError, Result};
 use crate::engine::requests::RequestTag;
-use crate::engine::schema::FieldSpec;
+use crate::engine::schema::{FieldSpec, FieldType};
 
 /// One logged write, numbered in log order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -21,22 +21,22 @@ pub struct Record {
 pub enum Op {
     CreateCollection {
         record: CollectionRecord,
-        request: Option<RequestTag>,
+        request: Option<TagRecord>,
     },
     DeleteCollection {
         name: String,
         uid: u64,
-        request: Option<RequestTag>,
+        request: Option<TagRecord>,
     },
     Put {
         uid: u64,
         doc: DocRecord,
-        request: Option<RequestTag>,
+        request: Option<TagRecord>,
     },
     Delete {
         uid: u64,
         id: String,
-        request: Option<RequestTag>,
+        request: Option<TagRecord>,
     },
     /// The collection's documents from here on are compressed with this zstd
     /// dictionary. (Last, so that logs written before it still decode.)
@@ -61,7 +61,7 @@ pub struct CollectionRecord {
     pub name: String,
     pub uid: u64,
     pub create_time: i64,
-    pub fields: Vec<FieldSpec>,
+    pub fields: Vec<FieldRecord>,
     pub synonyms: Vec<String>,
 }
 
@@ -79,7 +79,7 @@ pub struct DocRecord {
 /// A remembered request id and what its write did, in a checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestRecord {
-    pub tag: RequestTag,
+    pub tag: TagRecord,
     pub outcome: OutcomeRecord,
 }
 
@@ -102,6 +102,116 @@ pub enum OutcomeRecord {
         version: u64,
         digest: u32,
     },
+}
+
+/// A declared field as logs and checkpoints hold it. The on-disk types are
+/// their own, not the engine's `FieldSpec`: postcard writes fields in order,
+/// so an option added to the engine's type must not change these bytes
+/// unnoticed (`tests/format_samples.rs` decodes a committed data directory).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FieldRecord {
+    pub name: String,
+    pub ty: Option<FieldTypeRecord>,
+    pub analyzer: String,
+    pub filterable: bool,
+    pub sortable: bool,
+    pub facetable: bool,
+    pub boost: f32,
+}
+
+/// A field type on disk; variants are numbered by position.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub enum FieldTypeRecord {
+    Text,
+    Keyword,
+    Integer,
+    Float,
+    Boolean,
+    Timestamp,
+}
+
+/// A request id, what it asked for and when, on disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub id: String,
+    pub fingerprint: String,
+    pub at: i64,
+}
+
+impl From<&FieldSpec> for FieldRecord {
+    fn from(spec: &FieldSpec) -> Self {
+        let FieldSpec {
+            name,
+            ty,
+            analyzer,
+            filterable,
+            sortable,
+            facetable,
+            boost,
+        } = spec;
+        FieldRecord {
+            name: name.clone(),
+            ty: ty.map(|ty| match ty {
+                FieldType::Text => FieldTypeRecord::Text,
+                FieldType::Keyword => FieldTypeRecord::Keyword,
+                FieldType::Integer => FieldTypeRecord::Integer,
+                FieldType::Float => FieldTypeRecord::Float,
+                FieldType::Boolean => FieldTypeRecord::Boolean,
+                FieldType::Timestamp => FieldTypeRecord::Timestamp,
+            }),
+            analyzer: analyzer.clone(),
+            filterable: *filterable,
+            sortable: *sortable,
+            facetable: *facetable,
+            boost: *boost,
+        }
+    }
+}
+
+impl From<&FieldRecord> for FieldSpec {
+    fn from(record: &FieldRecord) -> Self {
+        FieldSpec {
+            name: record.name.clone(),
+            ty: record.ty.map(|ty| match ty {
+                FieldTypeRecord::Text => FieldType::Text,
+                FieldTypeRecord::Keyword => FieldType::Keyword,
+                FieldTypeRecord::Integer => FieldType::Integer,
+                FieldTypeRecord::Float => FieldType::Float,
+                FieldTypeRecord::Boolean => FieldType::Boolean,
+                FieldTypeRecord::Timestamp => FieldType::Timestamp,
+            }),
+            analyzer: record.analyzer.clone(),
+            filterable: record.filterable,
+            sortable: record.sortable,
+            facetable: record.facetable,
+            boost: record.boost,
+        }
+    }
+}
+
+impl From<&RequestTag> for TagRecord {
+    fn from(tag: &RequestTag) -> Self {
+        TagRecord {
+            id: tag.id.clone(),
+            fingerprint: tag.fingerprint.clone(),
+            at: tag.at,
+        }
+    }
+}
+
+impl From<TagRecord> for RequestTag {
+    fn from(record: TagRecord) -> Self {
+        RequestTag {
+            id: record.id,
+            fingerprint: record.fingerprint,
+            at: record.at,
+        }
+    }
+}
+
+/// The on-disk form of an optional request tag.
+pub fn tag_record(tag: &Option<RequestTag>) -> Option<TagRecord> {
+    tag.as_ref().map(TagRecord::from)
 }
 
 /// Encodes `value` and appends its frame to `out`.
