@@ -9,9 +9,10 @@ use super::pb;
 use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
-    Collection, Document, EngineError, Explanation, FacetCounts, FacetRequest, FieldDef, FieldSpec,
-    FieldType, Fields, Highlight, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
-    Token,
+    Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
+    FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
+    MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest,
+    SearchResults, Syntax, Token,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -238,6 +239,28 @@ impl ReadMask {
     }
 }
 
+/// A client's page size: 0 is the default, a larger one than the maximum is
+/// coerced down (AIP-158), a negative one is INVALID_ARGUMENT.
+pub fn page_size(requested: i32) -> Result<usize, Status> {
+    count(requested, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+}
+
+/// A count of the wire: 0 means `default`, past `max` it is `max`, and a
+/// negative one is INVALID_ARGUMENT naming `field`.
+fn count(requested: i32, field: &str, default: usize, max: usize) -> Result<usize, Status> {
+    match usize::try_from(requested) {
+        Ok(0) => Ok(default),
+        Ok(n) => Ok(n.min(max)),
+        Err(_) => {
+            let name = field.rsplit('.').next().unwrap_or(field);
+            Err(invalid(
+                field,
+                format!("{name} must not be negative, got {requested}"),
+            ))
+        }
+    }
+}
+
 /// A search request in engine terms, with its read mask.
 pub fn search_request(
     request: pb::SearchRequest,
@@ -278,22 +301,29 @@ pub fn search_request(
             ));
         }
     };
-    let highlight = highlight.map(|h| {
-        let pb::HighlightOptions {
-            fields,
-            pre_tag,
-            post_tag,
-            fragment_size,
-            max_fragments,
-        } = h;
-        Highlight {
-            fields,
-            pre_tag,
-            post_tag,
-            fragment_size,
-            max_fragments,
-        }
-    });
+    let highlight = highlight
+        .map(|h| {
+            let pb::HighlightOptions {
+                fields,
+                pre_tag,
+                post_tag,
+                fragment_size,
+                max_fragments,
+            } = h;
+            Ok::<_, Status>(Highlight {
+                fields,
+                pre_tag,
+                post_tag,
+                fragment_size: count(
+                    fragment_size,
+                    "highlight.fragment_size",
+                    DEFAULT_FRAGMENT_SIZE,
+                    MAX_FRAGMENT_SIZE,
+                )?,
+                max_fragments: count(max_fragments, "highlight.max_fragments", 1, MAX_FRAGMENTS)?,
+            })
+        })
+        .transpose()?;
     let facets = facets
         .into_iter()
         .map(|f| {
@@ -318,7 +348,7 @@ pub fn search_request(
             query,
             filter,
             order_by,
-            page_size,
+            page_size: self::page_size(page_size)?,
             page_token,
             highlight,
             facets,

@@ -51,7 +51,10 @@ pub use names::{CollectionName, DocId, FieldName};
 pub use query::{Operator, QueryOptions, Syntax};
 pub use scheduling::shorten_time_slice;
 pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
-pub use search::{Explanation, Highlight, Hit, SearchRequest, SearchResults, page_size};
+pub use search::{
+    DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_FRAGMENT_SIZE,
+    MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
+};
 
 use page_token::PageTokens;
 use pins::Pins;

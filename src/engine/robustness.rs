@@ -158,14 +158,14 @@ async fn random_text_never_panics() {
                     } else {
                         String::new()
                     },
-                    page_size: (rng.next() % 3) as i32,
+                    page_size: (rng.next() % 3) as usize,
                     page_token: String::new(),
                     highlight: Some(Highlight {
                         fields: Vec::new(),
                         pre_tag: rng.text(),
                         post_tag: String::new(),
-                        fragment_size: (rng.next() % 20) as i32,
-                        max_fragments: (rng.next() % 4) as i32,
+                        fragment_size: (rng.next() % 20) as usize,
+                        max_fragments: (rng.next() % 4) as usize,
                     }),
                     facets: Vec::new(),
                     options: options.clone(),

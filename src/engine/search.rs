@@ -36,10 +36,10 @@ pub struct Highlight {
     pub fields: Vec<String>,
     pub pre_tag: String,
     pub post_tag: String,
-    /// 0 means the default.
-    pub fragment_size: i32,
-    /// 0 means 1.
-    pub max_fragments: i32,
+    /// The longest snippet in characters (at most [`MAX_FRAGMENT_SIZE`]).
+    pub fragment_size: usize,
+    /// The most snippets per field (at most [`MAX_FRAGMENTS`]).
+    pub max_fragments: usize,
 }
 
 /// A search request in engine terms.
@@ -48,8 +48,8 @@ pub struct SearchRequest {
     pub query: String,
     pub filter: String,
     pub order_by: String,
-    /// 0 means the default.
-    pub page_size: i32,
+    /// The most hits (at most [`MAX_PAGE_SIZE`]).
+    pub page_size: usize,
     pub page_token: String,
     pub highlight: Option<Highlight>,
     pub facets: Vec<FacetRequest>,
@@ -87,19 +87,6 @@ pub struct SearchResults {
     pub facets: Vec<FacetCounts>,
 }
 
-/// Coerces a client page size: 0 → default, above the maximum → maximum,
-/// negative → INVALID_ARGUMENT.
-pub fn page_size(requested: i32) -> Result<usize> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(EngineError::invalid(
-            "page_size",
-            format!("page_size must not be negative, got {n}"),
-        )),
-        n => Ok((n as usize).min(MAX_PAGE_SIZE)),
-    }
-}
-
 /// Runs `request` on `collection`'s latest view, or for a later page on the view
 /// its page token pinned.
 pub fn search(
@@ -110,7 +97,7 @@ pub fn search(
 ) -> Result<SearchResults> {
     let schema = collection.schema();
     let index = collection.index();
-    let limit = page_size(request.page_size)?;
+    let limit = request.page_size.clamp(1, MAX_PAGE_SIZE);
     let ranking = format!("{:?}", request.options);
     let fingerprint = PageTokens::fingerprint(&[
         collection.name().as_str(),
@@ -292,16 +279,7 @@ fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPla
             })
             .collect::<Result<_>>()?
     };
-    let size = match h.fragment_size {
-        0 => DEFAULT_FRAGMENT_SIZE,
-        n if n < 0 => {
-            return Err(EngineError::invalid(
-                "highlight.fragment_size",
-                format!("fragment_size must not be negative, got {n}"),
-            ));
-        }
-        n => (n as usize).min(MAX_FRAGMENT_SIZE),
-    };
+    let size = h.fragment_size.clamp(1, MAX_FRAGMENT_SIZE);
     let pre = if h.pre_tag.is_empty() {
         "<em>"
     } else {
@@ -312,16 +290,7 @@ fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPla
     } else {
         &h.post_tag
     };
-    let max_fragments = match h.max_fragments {
-        0 => 1,
-        n if n < 0 => {
-            return Err(EngineError::invalid(
-                "highlight.max_fragments",
-                format!("max_fragments must not be negative, got {n}"),
-            ));
-        }
-        n => (n as usize).min(MAX_FRAGMENTS),
-    };
+    let max_fragments = h.max_fragments.clamp(1, MAX_FRAGMENTS);
     let style = Style {
         pre_tag: pre.to_owned(),
         post_tag: post.to_owned(),

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
+use crate::api::page_size;
 use crate::api::paging;
 use crate::api::pb::collection_service_server::CollectionService;
 use crate::api::{self, pb};
-use crate::engine::{CollectionSchema, Engine, page_size};
+use crate::engine::{CollectionSchema, Engine};
 use crate::middleware::auth::{Access, check_access, check_collection};
 
 /// Serves `CollectionService` from the engine.

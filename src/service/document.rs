@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{collection_name, doc_id};
+use crate::api::page_size;
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
 use crate::engine::{
-    Collection, DocId, Engine, EngineError, Fields, Patch, ResponseBudget, Update, page_size,
+    Collection, DocId, Engine, EngineError, Fields, Patch, ResponseBudget, Update,
 };
 use crate::middleware::auth::{Access, check_access, check_collection};
 use crate::middleware::shed::MemoryLimit;
