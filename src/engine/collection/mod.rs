@@ -1,0 +1,491 @@
+//! One collection: its schema, the live document map, the tantivy index, and the
+//! group commit that makes writes visible to search.
+//!
+//! Writes go to two places under one lock: the live document map (so a Get right
+//! after a write sees it) and the tantivy `IndexWriter`. A write then waits until
+//! a commit covers it. Commits are shared: the first waiter becomes the committer
+//! and commits everything written so far; the others wait on a watch channel.
+//! Each commit publishes a [`View`]: a tantivy searcher and the document map as of
+//! that commit, so a search reads documents exactly as the index saw them.
+//!
+//! The index gets a write one of two ways. Imports and writes that do not wait
+//! go to the `IndexWriter`'s indexing threads, which batch them into large
+//! segments. A write that waits to be searchable is indexed on the writing
+//! thread into the waiting segment, a `SegmentWriter` of its own with a small
+//! memory budget, which the commit hands to the writer whole: a commit of a
+//! few documents costs mostly tantivy's per-segment work, and the indexing
+//! threads start every segment with a term hash table sized for their budget.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use imbl::OrdMap;
+use parking_lot::{Mutex, RwLock};
+use tantivy::directory::RamDirectory;
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, Term};
+use tokio::sync::watch;
+
+use super::analysis;
+use super::budget::ResponseBudget;
+use super::directory::IndexDirectory;
+use super::document::{Dictionary, Document, Fields, StoredDoc};
+use super::durable::{CollectionRecord, Journal, Op};
+use super::error::{EngineError, Result};
+use super::ids::IdCache;
+use super::names::{CollectionName, DocId};
+use super::requests::{Outcome, Requests};
+use super::schema::{CollectionSchema, FieldSpec};
+use super::timestamp::now_micros;
+
+mod recovery;
+mod visibility;
+mod write_state;
+mod writes;
+
+use write_state::WriteState;
+
+/// The documents of a collection by id: a persistent map, so a snapshot is an O(1) clone.
+pub(crate) type DocMap = OrdMap<DocId, Arc<StoredDoc>>;
+
+/// A collection trains its zstd dictionary once it holds this many documents,
+/// on these documents; later ones are compressed with it (earlier ones stay as
+/// they are). Fewer make too few samples for a dictionary worth its size.
+pub const TRAIN_AFTER_DOCUMENTS: usize = 1000;
+
+/// Training reads at most this many bytes of documents.
+const TRAIN_SAMPLE_BYTES: usize = 16 << 20;
+
+/// The largest dictionary trained (zstd's own default size).
+pub const DICTIONARY_BYTES: usize = 112_640;
+
+/// How an update treats the fields it is given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Patch {
+    /// Replace every field.
+    Replace,
+    /// Set or remove exactly these keys.
+    Keys(Vec<String>),
+    /// JSON merge-patch at the top level: given keys replace, null removes.
+    Merge,
+}
+
+/// An update of one document.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub id: DocId,
+    pub fields: Fields,
+    pub patch: Patch,
+    /// Create the document if it does not exist.
+    pub allow_missing: bool,
+    /// 0 means don't check.
+    pub expected_version: u64,
+}
+
+/// What one item of an import did.
+pub type ImportResult = Result<Document>;
+
+/// A consistent read view: the searcher and the documents as of one commit.
+pub struct View {
+    /// Unique across the process: page tokens name the view they page through.
+    pub(crate) id: u64,
+    /// The incarnation of the collection it shows (see [`Collection::uid`]): a
+    /// page token must not walk a deleted collection's view into a new
+    /// collection of the same name.
+    pub(crate) collection: u64,
+    pub(crate) searcher: Searcher,
+    pub(crate) docs: DocMap,
+}
+
+impl View {
+    fn new(collection: u64, searcher: Searcher, docs: DocMap) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        View {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            collection,
+            searcher,
+            docs,
+        }
+    }
+}
+
+/// Collection statistics.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub document_count: u64,
+    pub memory_bytes: u64,
+}
+
+/// A collection of documents with its index.
+pub struct Collection {
+    name: CollectionName,
+    /// Unique per incarnation: logged writes name it.
+    uid: u64,
+    /// The log, in the durable mode: every write is appended before it is applied.
+    journal: OnceLock<Arc<Journal>>,
+    /// The engine's remembered request ids.
+    requests: Arc<Requests>,
+    /// Document ids by segment, for search.
+    id_cache: Arc<IdCache>,
+    schema: CollectionSchema,
+    create_time: i64,
+    index: Index,
+    /// The index's files, read raw (with their footers) for checkpoints.
+    directory: RamDirectory,
+    reader: IndexReader,
+    /// The writer side. A parking_lot (std-like) mutex: it is never held across an
+    /// `.await`, and is held only by blocking code (apply a write, commit).
+    write: Mutex<WriteState>,
+    /// The live documents: what Get and List see. Updated under `write`.
+    docs: RwLock<DocMap>,
+    /// The latest published view: what Search sees.
+    view: RwLock<Arc<View>>,
+    /// The sequence number of the last write a published view covers.
+    visible: watch::Sender<u64>,
+    /// Whether some task is committing now.
+    committing: AtomicBool,
+    /// The zstd dictionary for new documents: unset until trained (or loaded),
+    /// `None` once training failed.
+    dictionary: OnceLock<Option<Arc<Dictionary>>>,
+}
+
+impl Collection {
+    /// A new, empty collection.
+    pub fn new(
+        name: CollectionName,
+        schema: CollectionSchema,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
+        let uid = uuid::Uuid::new_v4().as_u64_pair().0;
+        let index = empty_index(&schema)?;
+        let docs = DocMap::new();
+        Collection::build(
+            name,
+            schema,
+            uid,
+            now_micros(),
+            index,
+            (docs, None),
+            requests,
+        )
+    }
+
+    /// An empty collection as a log record defines it.
+    pub(crate) fn from_record(
+        record: CollectionRecord,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
+        let (name, schema) = definition(&record)?;
+        let index = empty_index(&schema)?;
+        let (uid, time, docs) = (record.uid, record.create_time, DocMap::new());
+        Collection::build(name, schema, uid, time, index, (docs, None), requests)
+    }
+
+    /// A collection read back from a checkpoint or snapshot.
+    pub(crate) fn restore(
+        loaded: super::durable::Loaded,
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
+        let (name, schema) = definition(&loaded.record)?;
+        let index = Index::open(IndexDirectory::new(loaded.index.clone()))?;
+        if index.schema() != *schema.tantivy() {
+            return Err(EngineError::DataDamaged(format!(
+                "the index of collection {name} does not match its definition"
+            )));
+        }
+        let (uid, time) = (loaded.record.uid, loaded.record.create_time);
+        let index = (index, loaded.index);
+        let docs = (loaded.docs, loaded.dictionary);
+        Collection::build(name, schema, uid, time, index, docs, requests)
+    }
+
+    fn build(
+        name: CollectionName,
+        schema: CollectionSchema,
+        uid: u64,
+        create_time: i64,
+        (index, directory): (Index, RamDirectory),
+        (docs, dictionary): (DocMap, Option<Arc<Dictionary>>),
+        requests: Arc<Requests>,
+    ) -> Result<Arc<Self>> {
+        analysis::register(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let doc_bytes = docs.values().map(|d| d.memory_bytes()).sum();
+        let writer_index = index.clone();
+        let view = View::new(uid, reader.searcher(), docs.clone());
+        Ok(Arc::new(Collection {
+            name,
+            uid,
+            journal: OnceLock::new(),
+            requests,
+            id_cache: Arc::default(),
+            schema,
+            create_time,
+            index,
+            directory,
+            reader,
+            write: Mutex::new(WriteState {
+                writer: None,
+                index: writer_index,
+                last_write: Instant::now(),
+                #[cfg(test)]
+                merges_stopped: false,
+                waiting: None,
+                deleted: HashSet::new(),
+                seq: 0,
+                committed_seq: 0,
+                doc_bytes,
+                log_seq: 0,
+            }),
+            docs: RwLock::new(docs),
+            view: RwLock::new(Arc::new(view)),
+            visible: watch::Sender::new(0),
+            committing: AtomicBool::new(false),
+            dictionary: match dictionary {
+                Some(dictionary) => OnceLock::from(Some(dictionary)),
+                None => OnceLock::new(),
+            },
+        }))
+    }
+
+    pub(crate) fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// The definition, as logged.
+    pub(crate) fn record(&self) -> CollectionRecord {
+        CollectionRecord {
+            name: self.name.to_string(),
+            uid: self.uid,
+            create_time: self.create_time,
+            fields: self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (&f.to_spec()).into())
+                .collect(),
+            synonyms: self.schema.synonyms().sets().to_vec(),
+        }
+    }
+
+    /// The zstd dictionary new documents are compressed with.
+    pub(crate) fn dictionary(&self) -> Option<&Arc<Dictionary>> {
+        self.dictionary.get().and_then(Option::as_ref)
+    }
+
+    /// The dictionary for a new document, trained first if it is due (see
+    /// [`TRAIN_AFTER_DOCUMENTS`]). A failed training leaves documents
+    /// compressed without one.
+    fn dictionary_for_write(&self, state: &mut WriteState) -> Result<Option<Arc<Dictionary>>> {
+        if let Some(dictionary) = self.dictionary.get() {
+            return Ok(dictionary.clone());
+        }
+        // Every write to a small collection asks: no snapshot of the map for that.
+        if self.docs.read().len() < TRAIN_AFTER_DOCUMENTS {
+            return Ok(None);
+        }
+        let docs = self.docs.read().clone();
+        let started = Instant::now();
+        // As many documents as it takes, up to a bound on their bytes (a
+        // collection restored from an older data directory may hold millions).
+        let mut samples = Vec::new();
+        let mut sample_bytes = 0;
+        for stored in docs.values().take(TRAIN_AFTER_DOCUMENTS) {
+            let json = stored.json()?;
+            sample_bytes += json.len();
+            samples.push(json);
+            if sample_bytes >= TRAIN_SAMPLE_BYTES {
+                break;
+            }
+        }
+        // zstd reserves ids below 2^15 and from 2^31.
+        let id =
+            (1 << 15) + (uuid::Uuid::new_v4().as_u64_pair().0 % ((1 << 31) - (1 << 15))) as u32;
+        let trained = match Dictionary::train(&samples, DICTIONARY_BYTES, id) {
+            Ok(dictionary) => Some(Arc::new(dictionary)),
+            Err(err) => {
+                tracing::warn!(collection = %self.name, %err, "documents stay compressed without a dictionary");
+                None
+            }
+        };
+        if let Some(dictionary) = &trained {
+            self.log(state, || Op::Dictionary {
+                uid: self.uid,
+                bytes: dictionary.bytes().to_vec(),
+            })?;
+            tracing::info!(
+                collection = %self.name,
+                bytes = dictionary.bytes().len(),
+                samples = samples.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "trained a compression dictionary"
+            );
+        }
+        let _ = self.dictionary.set(trained.clone());
+        Ok(trained)
+    }
+
+    /// From now on, every write is logged to `journal` before it is applied.
+    pub(crate) fn attach(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    pub fn name(&self) -> &CollectionName {
+        &self.name
+    }
+
+    pub fn schema(&self) -> &CollectionSchema {
+        &self.schema
+    }
+
+    /// Microseconds since the epoch.
+    pub fn create_time(&self) -> i64 {
+        self.create_time
+    }
+
+    /// Document ids by segment.
+    pub(crate) fn id_cache(&self) -> Arc<IdCache> {
+        self.id_cache.clone()
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Stops merging segments, so that a test sees every commit's segments.
+    #[cfg(test)]
+    pub(crate) fn stop_merges(&self) {
+        let mut state = self.write.lock();
+        state.merges_stopped = true;
+        if let Some(writer) = &state.writer {
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        }
+    }
+
+    /// Merges every segment into one, as the merge policy does in the background,
+    /// and returns once the merge has ended. Publishes no view.
+    #[cfg(test)]
+    pub(crate) fn merge_all(&self) -> Result<()> {
+        let merged = {
+            let mut state = self.write.lock();
+            let ids = self.index.searchable_segment_ids()?;
+            state.writer()?.merge(&ids)
+        };
+        merged.wait()?;
+        Ok(())
+    }
+
+    /// The latest published view, for search.
+    pub(crate) fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// Document count and memory estimate.
+    pub fn stats(&self) -> Stats {
+        let document_count = self.docs.read().len() as u64;
+        let doc_bytes = self.write.lock().doc_bytes;
+        // Every file the index holds in memory, including those of older
+        // commits still pinned by a view. (tantivy's `space_usage` fails on some
+        // segments and would report a partial figure.)
+        let index_bytes = self.directory.total_mem_usage() as u64;
+        let dictionary_bytes = self.dictionary().map_or(0, |d| d.memory_bytes()) as u64;
+        Stats {
+            document_count,
+            memory_bytes: doc_bytes as u64 + index_bytes + dictionary_bytes,
+        }
+    }
+
+    /// The live documents (an O(1) snapshot of the map).
+    pub(crate) fn live_docs(&self) -> DocMap {
+        self.docs.read().clone()
+    }
+
+    /// The live document `id`.
+    pub fn get(&self, id: &DocId) -> Result<Document> {
+        self.get_within(id, &mut ResponseBudget::new("ids"))
+    }
+
+    /// The live document `id`, charged to `budget` before it is decompressed.
+    pub fn get_within(&self, id: &DocId, budget: &mut ResponseBudget) -> Result<Document> {
+        let stored = self.docs.read().get(id).cloned();
+        match stored {
+            Some(stored) => {
+                budget.charge(&stored)?;
+                stored.to_document(id)
+            }
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    /// Up to `limit` live documents in id order, starting after `after`.
+    pub fn list(&self, after: Option<&DocId>, limit: usize) -> Result<Vec<Document>> {
+        let docs = self.docs.read().clone();
+        let lower = match after {
+            Some(id) => Bound::Excluded(id),
+            None => Bound::Unbounded,
+        };
+        let mut budget = ResponseBudget::new("page_size");
+        docs.range::<_, DocId>((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, stored)| {
+                budget.charge(stored)?;
+                stored.to_document(id)
+            })
+            .collect()
+    }
+
+    fn id_term(&self, id: &DocId) -> Term {
+        Term::from_field_text(self.schema.id_field(), id.as_str())
+    }
+
+    fn not_found(&self, id: &DocId) -> EngineError {
+        EngineError::DocumentNotFound {
+            collection: self.name.to_string(),
+            id: id.to_string(),
+        }
+    }
+}
+
+/// An empty in-memory index for `schema`, with its directory.
+fn empty_index(schema: &CollectionSchema) -> Result<(Index, RamDirectory)> {
+    let directory = RamDirectory::create();
+    let index = Index::create(
+        IndexDirectory::new(directory.clone()),
+        schema.tantivy().clone(),
+        Default::default(),
+    )?;
+    Ok((index, directory))
+}
+
+/// The document a remembered write returned.
+fn outcome_document(outcome: Outcome) -> Result<Document> {
+    match outcome {
+        Outcome::Written { id, stored, .. } => stored.to_document(&id),
+        _ => Err(EngineError::Internal(
+            "a remembered write of another kind answered a document write".into(),
+        )),
+    }
+}
+
+/// The name and schema a record defines.
+fn definition(record: &CollectionRecord) -> Result<(CollectionName, CollectionSchema)> {
+    let name = CollectionName::parse(&record.name, "collection.name")?;
+    let specs: Vec<FieldSpec> = record.fields.iter().map(FieldSpec::from).collect();
+    let schema = CollectionSchema::new(&specs)?.with_synonyms(&record.synonyms)?;
+    Ok((name, schema))
+}
+
+/// Runs blocking engine work (locks, tantivy, compression) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("blocking task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests;

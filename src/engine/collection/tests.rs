@@ -1,0 +1,161 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+/// A merge that ends after the last commit changes the index, not the view;
+/// `publish_merged` then publishes a view of the merged segment, so the view
+/// no longer holds the segments it replaced.
+#[tokio::test]
+async fn a_merge_ended_after_the_last_commit_is_published() {
+    let name = CollectionName::parse("merging", "name").unwrap();
+    let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+        .expect("a collection");
+    collection.stop_merges();
+    for i in 0..4 {
+        let fields = json!({"title": format!("rust {i}")});
+        let id = DocId::parse(&format!("d{i}"), "id").unwrap();
+        let fields = fields.as_object().unwrap().clone();
+        collection.create(Some(id), fields, true, "").await.unwrap();
+    }
+    let segments = |c: &Collection| c.view().searcher.segment_readers().len();
+    assert_eq!(segments(&collection), 4, "one segment per visible write");
+    assert!(!collection.is_merged_since_view().unwrap());
+
+    collection.merge_all().unwrap();
+    assert!(collection.is_merged_since_view().unwrap());
+    assert_eq!(segments(&collection), 4, "the view is the last commit's");
+
+    let before = collection.view().id;
+    collection.publish_merged().await.unwrap();
+    let view = collection.view();
+    assert_ne!(view.id, before, "a new view");
+    assert_eq!(segments(&collection), 1);
+    assert_eq!(view.searcher.num_docs(), 4);
+    assert_eq!(view.docs.len(), 4);
+    assert!(!collection.is_merged_since_view().unwrap());
+}
+
+/// The documents of `view` holding `term`.
+fn documents_holding(view: &View, term: Term) -> usize {
+    let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+    view.searcher
+        .search(&query, &tantivy::collector::Count)
+        .unwrap()
+}
+
+/// Writes that wait to be searchable are indexed into a segment of their
+/// own, the others by the writer's threads. Replacing or deleting a document
+/// before a commit leaves only its last version in the index, whichever way
+/// each write went.
+#[tokio::test]
+async fn the_waiting_segment_keeps_only_the_last_version_of_a_document() {
+    let name = CollectionName::parse("waiting", "name").unwrap();
+    let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+        .expect("a collection");
+    let id = |s: &str| DocId::parse(s, "id").unwrap();
+    let fields = |title: &str| json!({"title": title}).as_object().unwrap().clone();
+    let replace = |i: &str, title: &str| Update {
+        id: id(i),
+        fields: fields(title),
+        patch: Patch::Replace,
+        allow_missing: false,
+        expected_version: 0,
+    };
+    {
+        let c = &collection;
+        let mut state = c.write.lock();
+        // (first write waited, second write waited) for a, b, c; d deleted.
+        for (i, first, second) in [("a", true, true), ("b", true, false), ("c", false, true)] {
+            c.apply_create(&mut state, Some(id(i)), fields("first"), None, first)
+                .unwrap();
+            c.apply_update(&mut state, replace(i, "second"), None, second)
+                .unwrap();
+        }
+        c.apply_create(&mut state, Some(id("d")), fields("first"), None, true)
+            .unwrap();
+        c.apply_delete(&mut state, &id("d"), 0, None).unwrap();
+        c.apply_create(&mut state, Some(id("e")), fields("second"), None, true)
+            .unwrap();
+        assert!(state.waiting.is_some(), "waited writes are pending");
+    }
+    collection.refresh().await.unwrap();
+
+    let view = collection.view();
+    let count = |term: Term| documents_holding(&view, term);
+    for (i, expected) in [("a", 1), ("b", 1), ("c", 1), ("d", 0), ("e", 1)] {
+        assert_eq!(count(collection.id_term(&id(i))), expected, "document {i}");
+    }
+    let (_, title) = collection.schema.field("title").unwrap();
+    assert_eq!(
+        count(Term::from_field_text(title, "first")),
+        0,
+        "no first version left"
+    );
+    assert_eq!(count(Term::from_field_text(title, "second")), 4);
+    assert_eq!(view.searcher.num_docs(), 4);
+
+    // After a commit: a document deleted before it, created again.
+    for (i, title) in [("d", "third"), ("f", "third")] {
+        collection
+            .create(Some(id(i)), fields(title), true, "")
+            .await
+            .unwrap();
+    }
+    collection
+        .update(replace("e", "third"), true, "")
+        .await
+        .unwrap();
+    let view = collection.view();
+    let count = |term: Term| documents_holding(&view, term);
+    for i in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(count(collection.id_term(&id(i))), 1, "document {i}");
+    }
+    assert_eq!(count(Term::from_field_text(title, "third")), 3);
+    assert_eq!(view.searcher.num_docs(), 6);
+}
+
+/// A collection opens its writer (and its threads) at the first write and
+/// closes it when idle; writes after that open it again, and replacing a
+/// document then still leaves one version of it.
+#[tokio::test]
+async fn the_writer_opens_at_the_first_write_and_closes_when_idle() {
+    let name = CollectionName::parse("idle", "name").unwrap();
+    let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
+        .expect("a collection");
+    assert!(
+        !collection.writer_open(),
+        "an empty collection has no writer"
+    );
+    let id = DocId::parse("a", "id").unwrap();
+    let fields = |title: &str| json!({"title": title}).as_object().unwrap().clone();
+    collection
+        .create(Some(id.clone()), fields("first"), true, "")
+        .await
+        .unwrap();
+    assert!(collection.writer_open());
+    assert!(
+        !collection
+            .close_idle_writer(Duration::from_secs(3600))
+            .unwrap()
+    );
+    assert!(collection.close_idle_writer(Duration::ZERO).unwrap());
+    assert!(!collection.writer_open());
+
+    let update = Update {
+        id: id.clone(),
+        fields: fields("second"),
+        patch: Patch::Replace,
+        allow_missing: false,
+        expected_version: 0,
+    };
+    collection.update(update, true, "").await.unwrap();
+    assert!(collection.writer_open());
+    let view = collection.view();
+    assert_eq!(documents_holding(&view, collection.id_term(&id)), 1);
+    assert_eq!(view.searcher.num_docs(), 1);
+    collection.delete(id.clone(), 0, true, "").await.unwrap();
+    assert!(collection.close_idle_writer(Duration::ZERO).unwrap());
+    assert_eq!(collection.view().searcher.num_docs(), 0);
+}

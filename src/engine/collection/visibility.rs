@@ -1,0 +1,136 @@
+//! Making writes searchable: the shared commit (the first waiter commits for
+//! everyone), the views it publishes, and the views of merges that ended after
+//! the last commit.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::super::error::{EngineError, Result};
+use super::{Collection, View, blocking};
+
+impl Collection {
+    /// Returns once every write applied so far is visible to search.
+    pub async fn refresh(self: &Arc<Self>) -> Result<()> {
+        let seq = self.write.lock().seq;
+        self.wait_visible(seq).await
+    }
+
+    /// Closes the index writer, and with it its threads, if no write came for
+    /// `idle` and nothing is pending; the next write opens it again. Waits
+    /// for the writer's merges to end, holding the write lock. Blocking.
+    pub fn close_idle_writer(&self, idle: Duration) -> Result<bool> {
+        self.write.lock().close_writer_if_idle(idle)
+    }
+
+    /// Whether the index writer is open (tests).
+    #[cfg(test)]
+    pub(super) fn writer_open(&self) -> bool {
+        self.write.lock().writer.is_some()
+    }
+
+    /// Whether some applied writes are not yet visible to search.
+    pub fn has_pending_writes(&self) -> bool {
+        let state = self.write.lock();
+        state.seq > state.committed_seq
+    }
+
+    /// Whether the index's segments differ from the published view's: a background
+    /// merge has ended since the last commit.
+    pub fn is_merged_since_view(&self) -> Result<bool> {
+        let mut current = self.index.searchable_segment_ids()?;
+        let view = self.view();
+        let mut published: Vec<_> = view
+            .searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        current.sort_unstable();
+        published.sort_unstable();
+        Ok(current != published)
+    }
+
+    /// Publishes a view of the index's current segments, unless a commit (which
+    /// publishes one) is under way. A merge that ends after the last commit
+    /// replaces its segments only in the index: until a view names the merged
+    /// segment, the published one holds the segments it replaced, which doubles
+    /// their memory.
+    pub async fn publish_merged(self: &Arc<Self>) -> Result<()> {
+        if self.committing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let this = self.clone();
+        blocking(move || this.commit()).await
+    }
+
+    /// Waits until a published view covers write `seq`, committing if no one else is.
+    pub(super) async fn wait_visible(self: &Arc<Self>, seq: u64) -> Result<()> {
+        let started = Instant::now();
+        let mut visible = self.visible.subscribe();
+        loop {
+            if *visible.borrow_and_update() >= seq {
+                metrics::histogram!("trove_write_visibility_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            if !self.committing.swap(true, Ordering::AcqRel) {
+                let this = self.clone();
+                // The blocking commit clears `committing` and notifies waiters
+                // itself, so a cancelled caller cannot leave the flag set.
+                blocking(move || this.commit()).await?;
+                continue;
+            }
+            if visible.changed().await.is_err() {
+                return Err(EngineError::Internal("collection closed".into()));
+            }
+        }
+    }
+
+    /// Commits every applied write and publishes a new view. Must be called with
+    /// `committing` set; clears it.
+    pub(super) fn commit(&self) -> Result<()> {
+        let started = Instant::now();
+        let result = self.commit_inner();
+        metrics::histogram!("trove_commit_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        self.committing.store(false, Ordering::Release);
+        match &result {
+            Ok(seq) => {
+                self.visible.send_if_modified(|visible| {
+                    let changed = *visible < *seq;
+                    *visible = (*visible).max(*seq);
+                    changed
+                });
+            }
+            // Wake the waiters so one of them retries.
+            Err(err) => {
+                tracing::error!(collection = %self.name, %err, "commit failed");
+                self.visible.send_modify(|_| {});
+            }
+        }
+        result.map(|_| ())
+    }
+
+    pub(super) fn commit_inner(&self) -> Result<u64> {
+        let mut state = self.write.lock();
+        let seq = state.seq;
+        if seq > state.committed_seq {
+            state.commit()?;
+            state.committed_seq = seq;
+        }
+        // Reload and snapshot under the lock, so the view's searcher and document
+        // map describe the same commit.
+        self.reader.reload()?;
+        let searcher = self.reader.searcher();
+        let live = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        self.id_cache.retain(&live);
+        let view = View::new(self.uid, searcher, self.docs.read().clone());
+        *self.view.write() = Arc::new(view);
+        Ok(seq)
+    }
+}
