@@ -30,14 +30,9 @@ use crate::middleware::shed::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
 
-/// The largest request message DocumentService accepts (a document, a message of
-/// an import).
-pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
-/// The largest request message the other services accept: a search, a schema. A
-/// search of up to 1 MiB is always accepted.
-pub const MAX_QUERY_MESSAGE_BYTES: usize = 4 << 20;
-/// The largest response message sent (a page of up to 1000 documents).
-pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
+pub use crate::api::{
+    MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUERY_MESSAGE_BYTES,
+};
 /// HTTP/2 pings on idle connections find dead peers.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a ping may go unanswered before the connection is closed.

@@ -11,6 +11,15 @@ pub use convert::*;
 pub use status::{map_transport_status, status_from};
 pub use value::fields_to_struct;
 
+/// The largest request message DocumentService accepts (a document, a message of
+/// an import).
+pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
+/// The largest request message the other services accept: a search, a schema. A
+/// search of up to 1 MiB is always accepted.
+pub const MAX_QUERY_MESSAGE_BYTES: usize = 4 << 20;
+/// The largest response message sent (a page of up to 1000 documents).
+pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
+
 /// Generated types and service stubs of package `trove.v1`.
 #[allow(clippy::all, missing_docs)]
 pub mod pb {

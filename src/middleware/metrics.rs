@@ -99,7 +99,7 @@ pub fn sample(engine: &Engine) {
         gauge!("trove_collection_memory_bytes", "collection" => name)
             .set(stats.memory_bytes as f64);
     }
-    if let Some(bytes) = crate::middleware::shed::resident_bytes() {
+    if let Some(bytes) = resident_bytes() {
         gauge!("trove_resident_memory_bytes").set(bytes as f64);
     }
 }
@@ -242,4 +242,13 @@ impl Drop for Observed {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// The resident set of this process, from `/proc/self/statm` (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
 }

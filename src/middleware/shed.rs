@@ -25,8 +25,9 @@ use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::BoxFuture;
+use super::metrics::resident_bytes;
+use crate::api::MAX_DECODING_MESSAGE_BYTES;
 use crate::api::methods;
-use crate::server::MAX_DECODING_MESSAGE_BYTES;
 
 /// The most bytes of a request received before a permit: the largest message
 /// any service accepts, with its gRPC frame header. Past it the request is
@@ -580,13 +581,4 @@ impl MemoryLimit {
         }
         Ok(())
     }
-}
-
-/// The resident set of this process, from `/proc/self/statm` (Linux).
-pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
 }
