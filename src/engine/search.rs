@@ -186,25 +186,22 @@ pub fn search(
 
     // The page's documents must fit in one response: checked before any of
     // them is decompressed.
+    // The page's documents must fit in one response: looked up once and
+    // charged before any of them is decompressed.
     let mut budget = ResponseBudget::new("page_size");
+    let mut stored = Vec::with_capacity(ranked.len());
     for sorted in &ranked {
-        if let Some(stored) = view.docs.get(&id_key(&sorted.id)?) {
-            budget.charge(stored)?;
-        }
+        let (id, doc) = stored_of(&view, &sorted.id, sorted.address)?;
+        budget.charge(doc)?;
+        stored.push((id.clone(), doc.clone()));
     }
 
     let mut hits = Vec::with_capacity(ranked.len());
-    for order::Sorted {
-        score, address, id, ..
-    } in ranked
-    {
+    for (order::Sorted { score, address, .. }, (id, doc)) in ranked.into_iter().zip(stored) {
         if super::search_pool::cancelled() {
             return Err(EngineError::Internal("the request was cancelled".into()));
         }
-        if id.is_empty() {
-            return Err(EngineError::Internal(format!("no id for {address:?}")));
-        }
-        let document = read_document(&view, &id)?;
+        let document = doc.to_document(&id)?;
         let mut highlights = Vec::new();
         if let Some((_, style)) = &highlight {
             for (name, analyzer, raw, field_marks) in &mut analyzers {
@@ -300,12 +297,21 @@ fn highlight_plan(collection: &Collection, h: &Highlight) -> Result<HighlightPla
     Ok((fields, style))
 }
 
-/// A hit's document, by the id the sort collector read for it.
-fn read_document(view: &View, id: &str) -> Result<Document> {
-    let (id, stored) = view.docs.get_key_value(&id_key(id)?).ok_or_else(|| {
+/// A hit's stored document, by the id the sort collector read for it.
+fn stored_of<'v>(
+    view: &'v View,
+    id: &str,
+    address: DocAddress,
+) -> Result<(
+    &'v super::names::DocId,
+    &'v std::sync::Arc<super::document::StoredDoc>,
+)> {
+    if id.is_empty() {
+        return Err(EngineError::Internal(format!("no id for {address:?}")));
+    }
+    view.docs.get_key_value(&id_key(id)?).ok_or_else(|| {
         EngineError::Internal(format!("indexed document {id:?} missing from its view"))
-    })?;
-    stored.to_document(id)
+    })
 }
 
 fn id_key(id: &str) -> Result<super::names::DocId> {
