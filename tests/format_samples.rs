@@ -163,7 +163,8 @@ fn copy(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committed_data_directory_of_format_1_recovers() {
-    if std::env::var_os("TROVE_WRITE_FORMAT_SAMPLE").is_some() {
+    let written_now = std::env::var_os("TROVE_WRITE_FORMAT_SAMPLE").is_some();
+    if written_now {
         let _ = std::fs::remove_dir_all(sample());
         write(&sample()).await;
     }
@@ -202,33 +203,39 @@ async fn the_committed_data_directory_of_format_1_recovers() {
     assert_eq!(found.total_size, 1);
 
     // Remembered request ids: from the checkpoint (one a reference to the
-    // document it holds, one whole) and from the log.
-    let retried = alpha
-        .update(update("a1", "ignored"), true, "update-a1")
-        .await
-        .unwrap();
-    assert_eq!(
-        (retried.version, retried.fields["title"].clone()),
-        (2, json!("the second car"))
-    );
-    let retried = alpha
-        .update(update("a1", "ignored"), true, "update-a1-again")
-        .await
-        .unwrap();
-    assert_eq!(retried.version, 3);
-    let retried = alpha
-        .create(
-            Some(id("a1")),
-            fields(json!({"title": "ignored"})),
-            true,
-            "create-a1",
-        )
-        .await
-        .unwrap();
-    assert_eq!(retried.version, 1);
-    alpha.delete(id("a2"), 0, true, "delete-a2").await.unwrap();
-    engine
-        .create_collection(name("alpha"), schema(), "make-alpha")
-        .await
-        .unwrap();
+    // document it holds, one whole) and from the log. Recovery decodes them all
+    // and resolves the reference (one that does not resolve stops it as
+    // damage), but forgets ids older than their hour, as the committed ones
+    // are: their first outcomes are checked only when the sample was just
+    // written.
+    if written_now {
+        let retried = alpha
+            .update(update("a1", "ignored"), true, "update-a1")
+            .await
+            .unwrap();
+        assert_eq!(
+            (retried.version, retried.fields["title"].clone()),
+            (2, json!("the second car"))
+        );
+        let retried = alpha
+            .update(update("a1", "ignored"), true, "update-a1-again")
+            .await
+            .unwrap();
+        assert_eq!(retried.version, 3);
+        let retried = alpha
+            .create(
+                Some(id("a1")),
+                fields(json!({"title": "ignored"})),
+                true,
+                "create-a1",
+            )
+            .await
+            .unwrap();
+        assert_eq!(retried.version, 1);
+        alpha.delete(id("a2"), 0, true, "delete-a2").await.unwrap();
+        engine
+            .create_collection(name("alpha"), schema(), "make-alpha")
+            .await
+            .unwrap();
+    }
 }
