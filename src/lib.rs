@@ -13,7 +13,7 @@
 
 pub mod api;
 pub mod config;
-pub mod engine;
+pub use trove_engine as engine;
 pub mod import;
 pub mod middleware;
 pub mod seeds;

@@ -9,10 +9,10 @@ use super::pb;
 use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
-    Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
-    FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
-    MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest,
-    SearchResults, Syntax, Token,
+    Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, Explanation, FacetCounts,
+    FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight, MAX_FRAGMENT_SIZE,
+    MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
+    Token,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -442,12 +442,5 @@ fn wire_facet(counts: FacetCounts) -> pb::FacetResult {
                 count: count as i64,
             })
             .collect(),
-    }
-}
-
-/// Engine errors become statuses through `?`.
-impl From<EngineError> for Status {
-    fn from(err: EngineError) -> Self {
-        super::status::status_from(err)
     }
 }

@@ -8,7 +8,7 @@ mod status;
 mod value;
 
 pub use convert::*;
-pub use status::{map_transport_status, status_from};
+pub use status::{OrStatus, map_transport_status, status_from};
 pub use value::fields_to_struct;
 
 /// The largest request message DocumentService accepts (a document, a message of

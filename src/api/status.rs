@@ -236,3 +236,16 @@ mod tests {
         );
     }
 }
+
+/// Engine results as wire results: `engine_call().or_status()?` in a handler.
+/// (The one mapping is [`status_from`]; the engine's error type and tonic's
+/// status both live in other crates, so `?` cannot convert by itself.)
+pub trait OrStatus<T> {
+    fn or_status(self) -> Result<T, Status>;
+}
+
+impl<T> OrStatus<T> for Result<T, EngineError> {
+    fn or_status(self) -> Result<T, Status> {
+        self.map_err(status_from)
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
+use crate::api::OrStatus as _;
 use crate::api::page_size;
 use crate::api::paging;
 use crate::api::pb::collection_service_server::CollectionService;
@@ -51,11 +52,14 @@ impl CollectionService for CollectionHandler {
             CollectionSchema::new(&specs)?.with_synonyms(&synonyms)
         })
         .await
-        .map_err(|e| crate::engine::EngineError::Internal(format!("schema task failed: {e}")))??;
+        .map_err(|e| crate::engine::EngineError::Internal(format!("schema task failed: {e}")))
+        .or_status()?
+        .or_status()?;
         let created = self
             .engine
             .create_collection(name, schema, &request_id)
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(api::wire_collection(&created)))
     }
 
@@ -65,7 +69,7 @@ impl CollectionService for CollectionHandler {
     ) -> Result<Response<pb::Collection>, Status> {
         check_collection(&request, &request.get_ref().name)?;
         let name = collection_name(&request.get_ref().name, "name")?;
-        let collection = self.engine.collection(&name)?;
+        let collection = self.engine.collection(&name).or_status()?;
         Ok(Response::new(api::wire_collection(&collection)))
     }
 
@@ -85,12 +89,18 @@ impl CollectionService for CollectionHandler {
         let mut collections = match access {
             // A key limited to some collections sees only those.
             Some(access) if access.collections.is_some() => {
-                let mut all = self.engine.list_collections(after.as_ref(), usize::MAX)?;
+                let mut all = self
+                    .engine
+                    .list_collections(after.as_ref(), usize::MAX)
+                    .or_status()?;
                 all.retain(|c| access.allows(c.name().as_str()));
                 all.truncate(limit + 1);
                 all
             }
-            _ => self.engine.list_collections(after.as_ref(), limit + 1)?,
+            _ => self
+                .engine
+                .list_collections(after.as_ref(), limit + 1)
+                .or_status()?,
         };
         let next_page_token = paging::next_token(&mut collections, limit, |c| c.name().to_string());
         Ok(Response::new(pb::ListCollectionsResponse {
@@ -109,7 +119,10 @@ impl CollectionService for CollectionHandler {
         check_collection(&request, &request.get_ref().name)?;
         let pb::DeleteCollectionRequest { name, request_id } = request.into_inner();
         let name = collection_name(&name, "name")?;
-        self.engine.delete_collection(&name, &request_id).await?;
+        self.engine
+            .delete_collection(&name, &request_id)
+            .await
+            .or_status()?;
         Ok(Response::new(()))
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{collection_name, doc_id};
+use crate::api::OrStatus as _;
 use crate::api::page_size;
 use crate::api::pb::document_service_server::DocumentService;
 use crate::api::{self, paging, pb};
@@ -29,7 +30,8 @@ impl DocumentHandler {
     fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
         Ok(self
             .engine
-            .collection(&collection_name(name, "collection")?)?)
+            .collection(&collection_name(name, "collection")?)
+            .or_status()?)
     }
 }
 
@@ -51,7 +53,8 @@ impl DocumentService for DocumentHandler {
         let id = optional_id(&id, "document.id")?;
         let doc = collection
             .create(id, fields, !async_visibility, &request_id)
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
@@ -62,7 +65,7 @@ impl DocumentService for DocumentHandler {
         check_collection(&request, &request.get_ref().collection)?;
         let pb::GetDocumentRequest { collection, id } = request.into_inner();
         let collection = self.collection(&collection)?;
-        let doc = collection.get(&doc_id(&id, "id")?)?;
+        let doc = collection.get(&doc_id(&id, "id")?).or_status()?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
@@ -105,7 +108,8 @@ impl DocumentService for DocumentHandler {
         };
         let doc = collection
             .update(update, !async_visibility, &request_id)
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(api::wire_document(doc)))
     }
 
@@ -125,7 +129,8 @@ impl DocumentService for DocumentHandler {
         let id = doc_id(&id, "id")?;
         collection
             .delete(id, expected_version, !async_visibility, &request_id)
-            .await?;
+            .await
+            .or_status()?;
         Ok(Response::new(()))
     }
 
@@ -144,7 +149,7 @@ impl DocumentService for DocumentHandler {
         let after = paging::decode_after(&page_token)?
             .map(|id| doc_id(&id, "page_token"))
             .transpose()?;
-        let mut documents = collection.list(after.as_ref(), limit + 1)?;
+        let mut documents = collection.list(after.as_ref(), limit + 1).or_status()?;
         let next_page_token = paging::next_token(&mut documents, limit, |d| d.id.to_string());
         Ok(Response::new(pb::ListDocumentsResponse {
             documents: documents.into_iter().map(api::wire_document).collect(),
@@ -171,7 +176,9 @@ impl DocumentService for DocumentHandler {
             .enumerate()
             .map(|(i, id)| {
                 let id = doc_id(id, &format!("ids[{i}]"))?;
-                Ok(api::wire_document(collection.get_within(&id, &mut budget)?))
+                Ok(api::wire_document(
+                    collection.get_within(&id, &mut budget).or_status()?,
+                ))
             })
             .collect::<Result<_, Status>>()?;
         Ok(Response::new(pb::BatchGetDocumentsResponse { documents }))
@@ -211,7 +218,8 @@ impl DocumentService for DocumentHandler {
                     check_access(access.as_ref(), &name)?;
                     let target = self
                         .engine
-                        .collection(&collection_name(&name, "collection")?)?;
+                        .collection(&collection_name(&name, "collection")?)
+                        .or_status()?;
                     wait = !async_visibility;
                     collection.insert(target)
                 }
@@ -245,7 +253,7 @@ impl DocumentService for DocumentHandler {
         if let Some(target) = collection {
             apply_batch(&target, &mut batch, &mut response).await?;
             if wait {
-                target.refresh().await?;
+                target.refresh().await.or_status()?;
             }
         }
         // Decoding failures are recorded as they arrive, engine failures per batch.
@@ -283,7 +291,8 @@ async fn apply_batch(
                 .map(|(_, id, fields)| (id, fields))
                 .collect(),
         )
-        .await?;
+        .await
+        .or_status()?;
     for ((index, id), result) in ids.into_iter().zip(results) {
         match result {
             Ok(_) => response.imported_count += 1,

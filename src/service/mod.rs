@@ -1,6 +1,8 @@
 //! Handlers: one type per gRPC service. Each handler validates, converts, calls
 //! the engine and converts back; none holds domain logic.
 
+use crate::api::OrStatus as _;
+
 mod collection;
 mod document;
 mod search;
@@ -16,10 +18,10 @@ use tonic::Status;
 
 /// A collection name from a request field.
 fn collection_name(name: &str, field: &str) -> Result<CollectionName, Status> {
-    Ok(CollectionName::parse(name, field)?)
+    Ok(CollectionName::parse(name, field).or_status()?)
 }
 
 /// A document id from a request field.
 fn doc_id(id: &str, field: &str) -> Result<DocId, Status> {
-    Ok(DocId::parse(id, field)?)
+    Ok(DocId::parse(id, field).or_status()?)
 }

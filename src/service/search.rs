@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::collection_name;
 use crate::api::pb::search_service_server::SearchService;
 use crate::api::{self, pb};
+use crate::api::{OrStatus as _, status_from};
 use crate::engine::{Analyzer, Engine, EngineError};
 use crate::middleware::auth::check_collection;
 
@@ -27,7 +28,7 @@ impl SearchService for SearchHandler {
         check_collection(&request, &request.get_ref().collection)?;
         let (collection, search, mask) = api::search_request(request.into_inner())?;
         let name = collection_name(&collection, "collection")?;
-        let results = self.engine.search(&name, search).await?;
+        let results = self.engine.search(&name, search).await.or_status()?;
         Ok(Response::new(api::search_response(results, &mask)))
     }
 
@@ -43,7 +44,11 @@ impl SearchService for SearchHandler {
             limit,
         } = request.into_inner();
         let name = collection_name(&collection, "collection")?;
-        let suggestions = self.engine.suggest(&name, prefix, field, limit).await?;
+        let suggestions = self
+            .engine
+            .suggest(&name, prefix, field, limit)
+            .await
+            .or_status()?;
         Ok(Response::new(pb::SuggestResponse {
             suggestions: suggestions
                 .into_iter()
@@ -69,37 +74,39 @@ impl SearchService for SearchHandler {
             text,
         } = request.into_inner();
         if text.len() > MAX_ANALYZE_BYTES {
-            return Err(EngineError::invalid(
+            return Err(status_from(EngineError::invalid(
                 "text",
                 format!(
                     "text is {} bytes long; the limit is {MAX_ANALYZE_BYTES}",
                     text.len()
                 ),
-            )
-            .into());
+            )));
         }
         let tokens = match (analyzer.as_str(), collection.is_empty()) {
             ("", false) => {
                 let name = collection_name(&collection, "collection")?;
-                self.engine.analyze_field(&name, &field, &text)?
+                self.engine
+                    .analyze_field(&name, &field, &text)
+                    .or_status()?
             }
             ("", true) => {
-                return Err(EngineError::invalid(
+                return Err(status_from(EngineError::invalid(
                     "analyzer",
                     "name an analyzer, or a collection and field",
-                )
-                .into());
+                )));
             }
             (name, _) => {
-                let analyzer = Analyzer::from_name(name).ok_or_else(|| {
-                    EngineError::invalid(
-                        "analyzer",
-                        format!(
-                            "unknown analyzer {name:?}; known: {}",
-                            Analyzer::known_names()
-                        ),
-                    )
-                })?;
+                let analyzer = Analyzer::from_name(name)
+                    .ok_or_else(|| {
+                        EngineError::invalid(
+                            "analyzer",
+                            format!(
+                                "unknown analyzer {name:?}; known: {}",
+                                Analyzer::known_names()
+                            ),
+                        )
+                    })
+                    .or_status()?;
                 crate::engine::analyze(analyzer, &text)
             }
         };

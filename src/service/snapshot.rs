@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
+use crate::api::OrStatus as _;
 use crate::api::pb;
 use crate::api::pb::snapshot_service_server::SnapshotService;
 use crate::engine::durable::{SnapshotInfo, snapshot_dir};
@@ -76,7 +77,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Status> {
     Ok(tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::Internal(format!("snapshot task failed: {e}")))??)
+        .map_err(|e| EngineError::Internal(format!("snapshot task failed: {e}")))
+        .or_status()?
+        .or_status()?)
 }
 
 #[tonic::async_trait]
@@ -116,7 +119,7 @@ impl SnapshotService for SnapshotHandler {
         check_scope(&request, &request.get_ref().collections)?;
         let pb::RestoreSnapshotRequest { name, collections } = request.into_inner();
         let collections = names(&collections)?;
-        let dir = snapshot_dir(&self.root, &name)?;
+        let dir = snapshot_dir(&self.root, &name).or_status()?;
         let engine = self.engine.clone();
         let info = blocking(move || engine.restore_snapshot(&dir, &collections)).await?;
         Ok(Response::new(wire(info)))

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use super::frame::{self, Next};
 use super::record::{self, Op, Record};
 use super::{damaged, io, sync_dir};
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// When appended records reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use tantivy::query::{Bm25StatisticsProvider, EnableScoring, Explanation, Query};
 use tantivy::schema::{Field, Type};
 use tantivy::{DocAddress, Searcher, Term};
 
-use crate::engine::schema::{CollectionSchema, FieldType};
+use crate::schema::{CollectionSchema, FieldType};
 
 /// [`Bm25StatisticsProvider`] over a searcher whose text fields share their
 /// document frequencies.

@@ -16,7 +16,7 @@
 use tantivy::query::Occur;
 
 use super::{MAX_CLAUSES, MAX_DEPTH, MAX_QUERY_BYTES};
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// Which syntax a query is written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

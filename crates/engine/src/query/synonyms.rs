@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use tantivy::query::Occur;
 
 use super::parse::{Leaf, LeafKind, Node};
-use crate::engine::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// The most synonym sets a collection may have.
 pub const MAX_SETS: usize = 10_000;
@@ -215,7 +215,7 @@ impl Synonyms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::query::{Operator, Syntax, parse};
+    use crate::query::{Operator, Syntax, parse};
 
     fn synonyms() -> Synonyms {
         Synonyms::new(&[

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::checkpoint::{self, Captured};
 use super::record::{DocRecord, Op};
-use crate::engine::Engine;
-use crate::engine::collection::Collection;
-use crate::engine::error::{EngineError, Result};
-use crate::engine::names::CollectionName;
+use crate::Engine;
+use crate::collection::Collection;
+use crate::error::{EngineError, Result};
+use crate::names::CollectionName;
 
 /// The longest snapshot name.
 const MAX_NAME_LEN: usize = 128;

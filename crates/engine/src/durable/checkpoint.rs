@@ -24,10 +24,10 @@ use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
 use super::frame::{self, Next};
 use super::record::{self, CollectionRecord, DocRecord, RequestRecord};
 use super::{damaged, io, sync_dir};
-use crate::engine::collection::DocMap;
-use crate::engine::document::{Dictionary, StoredDoc};
-use crate::engine::error::{EngineError, Result};
-use crate::engine::names::DocId;
+use crate::collection::DocMap;
+use crate::document::{Dictionary, StoredDoc};
+use crate::error::{EngineError, Result};
+use crate::names::DocId;
 
 /// The remembered request ids of a checkpoint, one frame each.
 const REQUESTS_FILE: &str = "requests";

@@ -2,8 +2,10 @@
 //! and the tantivy document built for indexing.
 
 use std::cell::RefCell;
+#[cfg(feature = "body-heap")]
 use std::ptr::NonNull;
 use std::sync::Arc;
+#[cfg(feature = "body-heap")]
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -238,37 +240,64 @@ impl StoredDoc {
     }
 }
 
-/// A compressed body, in a heap of its own.
+/// A compressed body, in a heap of its own when the `body-heap` feature is on.
 ///
 /// Bodies are the one allocation per document that lives as long as the
 /// document; the buffers of the request that made it (its text, the JSON, the
 /// index's copy) are freed at once. Allocated side by side, each freed buffer
 /// left a hole in a page a body kept, and pages whose thread had exited were
-/// not reused: after a 100,000-document import such pages held 42 MB for 16 MB
-/// of live blocks (mimalloc's heap visitor), 2–6 MB with the bodies in a
-/// mimalloc heap of their own, which packs them together (see BENCHMARKS.md).
+/// not reused; a mimalloc heap of their own packs bodies together (see
+/// docs/decisions.md). Without the feature a body is a boxed slice.
+#[cfg(feature = "body-heap")]
 pub(crate) struct Body {
     ptr: NonNull<u8>,
     len: usize,
 }
 
+#[cfg(not(feature = "body-heap"))]
+#[derive(Clone)]
+pub(crate) struct Body(Box<[u8]>);
+
+#[cfg(not(feature = "body-heap"))]
+impl Body {
+    fn copy_of(bytes: &[u8]) -> Body {
+        Body(bytes.into())
+    }
+}
+
+#[cfg(not(feature = "body-heap"))]
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 // SAFETY: a body is an immutable byte buffer, and mimalloc allocates in and
 // frees from a heap on any thread.
+#[cfg(feature = "body-heap")]
 unsafe impl Send for Body {}
+#[cfg(feature = "body-heap")]
 unsafe impl Sync for Body {}
 
 /// The heap holding every body (a pointer, to be shared between threads).
+#[cfg(feature = "body-heap")]
 struct BodyHeap(NonNull<libmimalloc_sys::mi_heap_t>);
 
 // SAFETY: mimalloc's first-class heaps allocate from any thread (mimalloc 3).
+#[cfg(feature = "body-heap")]
 unsafe impl Send for BodyHeap {}
+#[cfg(feature = "body-heap")]
 unsafe impl Sync for BodyHeap {}
 
+#[cfg(feature = "body-heap")]
 static BODY_HEAP: LazyLock<Option<BodyHeap>> = LazyLock::new(|| {
     // SAFETY: creating a heap has no preconditions; it lives for the process.
     NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() }).map(BodyHeap)
 });
 
+#[cfg(feature = "body-heap")]
 impl Body {
     fn copy_of(bytes: &[u8]) -> Body {
         let len = bytes.len();
@@ -287,6 +316,7 @@ impl Body {
     }
 }
 
+#[cfg(feature = "body-heap")]
 impl std::ops::Deref for Body {
     type Target = [u8];
 
@@ -296,12 +326,14 @@ impl std::ops::Deref for Body {
     }
 }
 
+#[cfg(feature = "body-heap")]
 impl Clone for Body {
     fn clone(&self) -> Body {
         Body::copy_of(self)
     }
 }
 
+#[cfg(feature = "body-heap")]
 impl Drop for Body {
     fn drop(&mut self) {
         // SAFETY: the block came from mimalloc and is freed once.
@@ -311,7 +343,7 @@ impl Drop for Body {
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Body({} bytes)", self.len)
+        write!(f, "Body({} bytes)", self.len())
     }
 }
 
@@ -505,7 +537,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::engine::schema::FieldSpec;
+    use crate::schema::FieldSpec;
 
     fn schema() -> CollectionSchema {
         let spec = |name: &str, ty| FieldSpec {

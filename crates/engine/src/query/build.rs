@@ -18,8 +18,8 @@ use tantivy::{Index, Searcher, Term};
 
 use super::parse::{Leaf, LeafKind, Node, Operator, Syntax};
 use super::{MAX_EXPANSIONS, MAX_FUZZY_CHARS, parse};
-use crate::engine::error::{EngineError, Result};
-use crate::engine::schema::{CollectionSchema, FieldType};
+use crate::error::{EngineError, Result};
+use crate::schema::{CollectionSchema, FieldType};
 
 /// Expansions kept for the last word when searching as you type: the most
 /// frequent, without failing.

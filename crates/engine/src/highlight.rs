@@ -316,7 +316,7 @@ fn escape_into(out: &mut String, chars: &[char]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::analysis::Analyzer;
+    use crate::analysis::Analyzer;
 
     fn style(fragment_size: usize, max_fragments: usize) -> Style {
         Style {

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::error::{EngineError, Result};
-use crate::engine::requests::RequestTag;
-use crate::engine::schema::{FieldSpec, FieldType};
+use crate::error::{EngineError, Result};
+use crate::requests::RequestTag;
+use crate::schema::{FieldSpec, FieldType};
 
 /// One logged write, numbered in log order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub struct RequestRecord {
     pub outcome: OutcomeRecord,
 }
 
-/// What a remembered write did (see [`crate::engine::requests::Outcome`]).
+/// What a remembered write did (see [`crate::requests::Outcome`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum OutcomeRecord {
     /// The document as the write left it, no longer its collection's current
