@@ -121,6 +121,19 @@ pub fn map_transport_status(code: Code, message: &str) -> Option<(Code, String)>
     }
 }
 
+/// Engine results as wire results: `engine_call().or_status()?` in a handler.
+/// (The one mapping is [`status_from`]; the engine's error type and tonic's
+/// status both live in other crates, so `?` cannot convert by itself.)
+pub trait OrStatus<T> {
+    fn or_status(self) -> Result<T, Status>;
+}
+
+impl<T> OrStatus<T> for Result<T, EngineError> {
+    fn or_status(self) -> Result<T, Status> {
+        self.map_err(status_from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,18 +247,5 @@ mod tests {
             )
             .is_none()
         );
-    }
-}
-
-/// Engine results as wire results: `engine_call().or_status()?` in a handler.
-/// (The one mapping is [`status_from`]; the engine's error type and tonic's
-/// status both live in other crates, so `?` cannot convert by itself.)
-pub trait OrStatus<T> {
-    fn or_status(self) -> Result<T, Status>;
-}
-
-impl<T> OrStatus<T> for Result<T, EngineError> {
-    fn or_status(self) -> Result<T, Status> {
-        self.map_err(status_from)
     }
 }

@@ -28,10 +28,9 @@ pub struct DocumentHandler {
 impl DocumentHandler {
     /// The collection a request's `collection` field names.
     fn collection(&self, name: &str) -> Result<Arc<Collection>, Status> {
-        Ok(self
-            .engine
+        self.engine
             .collection(&collection_name(name, "collection")?)
-            .or_status()?)
+            .or_status()
     }
 }
 

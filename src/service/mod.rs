@@ -18,10 +18,10 @@ use tonic::Status;
 
 /// A collection name from a request field.
 fn collection_name(name: &str, field: &str) -> Result<CollectionName, Status> {
-    Ok(CollectionName::parse(name, field).or_status()?)
+    CollectionName::parse(name, field).or_status()
 }
 
 /// A document id from a request field.
 fn doc_id(id: &str, field: &str) -> Result<DocId, Status> {
-    Ok(DocId::parse(id, field).or_status()?)
+    DocId::parse(id, field).or_status()
 }

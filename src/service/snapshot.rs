@@ -75,11 +75,11 @@ fn wire(info: SnapshotInfo) -> pb::Snapshot {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, Status> {
-    Ok(tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| EngineError::Internal(format!("snapshot task failed: {e}")))
         .or_status()?
-        .or_status()?)
+        .or_status()
 }
 
 #[tonic::async_trait]
