@@ -14,6 +14,7 @@
 pub mod api;
 pub mod config;
 pub use trove_engine as engine;
+pub use trove_storage as storage;
 pub mod import;
 pub mod middleware;
 pub mod seeds;

@@ -22,13 +22,13 @@ use crate::api::pb::search_service_server::SearchServiceServer;
 use crate::api::pb::snapshot_service_server::SnapshotServiceServer;
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::engine::durable::DataDir;
 use crate::middleware::WireStatusLayer;
 use crate::middleware::auth::{AuthLayer, Keys};
 use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::shed::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
+use crate::storage::{DataDir, Snapshots, Store};
 
 pub use crate::api::{
     MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUERY_MESSAGE_BYTES,
@@ -54,22 +54,37 @@ pub async fn run(
 }
 
 /// The engine `config` describes: in memory, or durable on `--data-dir` (then
-/// empty until [`serve`] has recovered it).
+/// empty, and refusing requests, until [`serve`] has replayed the directory).
 pub fn engine_for(config: &Config) -> Arc<Engine> {
     let ttl = Duration::from_secs(config.snapshot_ttl);
     let engine = match &config.data_dir {
         None => Engine::new(ttl, config.max_snapshots),
-        Some(path) => Engine::durable(
-            ttl,
-            config.max_snapshots,
-            DataDir {
-                path: path.clone(),
-                fsync: config.fsync,
-                checkpoint_bytes: config.checkpoint_bytes,
-            },
-        ),
+        Some(_) => Engine::recovering(ttl, config.max_snapshots),
     };
     Arc::new(engine.with_max_collections(config.max_collections))
+}
+
+/// Opens the data directory of `config`, if it names one, and replays it
+/// into `engine`. Blocking.
+fn open_store(engine: &Engine, config: &Config) -> anyhow::Result<Option<Store>> {
+    let Some(path) = &config.data_dir else {
+        return Ok(None);
+    };
+    let dir = DataDir {
+        path: path.clone(),
+        fsync: config.fsync,
+        checkpoint_bytes: config.checkpoint_bytes,
+    };
+    let (store, r) = Store::open(engine, dir)
+        .map_err(|err| anyhow::anyhow!("recovering the data directory: {err}"))?;
+    tracing::info!(
+        collections = r.collections,
+        documents = r.documents,
+        replayed = r.replayed,
+        seconds = r.seconds,
+        "recovered"
+    );
+    Ok(Some(store))
 }
 
 /// Serves `engine` on `listener` until `shutdown` completes (see [`run`]).
@@ -138,7 +153,7 @@ pub async fn serve(
     let snapshots = configure!(
         SnapshotServiceServer::new(SnapshotHandler {
             engine: engine.clone(),
-            root: config.snapshot_root(),
+            snapshots: Arc::new(Snapshots::new(config.snapshot_root())),
         }),
         MAX_QUERY_MESSAGE_BYTES
     );
@@ -188,32 +203,25 @@ pub async fn serve(
     tracing::info!(%addr, "listening");
     let server = tokio::spawn(server);
 
-    let recovery = tokio::task::spawn_blocking({
-        let engine = engine.clone();
-        move || engine.recover()
+    let opened = tokio::task::spawn_blocking({
+        let (engine, config) = (engine.clone(), config.clone());
+        move || open_store(&engine, &config)
     })
     .await?;
-    match recovery {
-        Ok(None) => {}
-        Ok(Some(r)) => tracing::info!(
-            collections = r.collections,
-            documents = r.documents,
-            replayed = r.replayed,
-            seconds = r.seconds,
-            "recovered"
-        ),
+    let store = match opened {
+        Ok(store) => store.map(Arc::new),
         Err(err) => {
             server.abort();
-            return Err(anyhow::anyhow!("recovering the data directory: {err}"));
+            return Err(err);
         }
-    }
+    };
     if let Some(dir) = &config.from_snapshot {
         let (engine, dir) = (engine.clone(), dir.clone());
         let loaded = tokio::task::spawn_blocking(move || {
             if engine.collection_count() > 0 {
                 return Ok(None);
             }
-            engine.restore_snapshot(&dir, &[]).map(Some)
+            crate::storage::restore_dir(&engine, &dir, &[]).map(Some)
         })
         .await?;
         match loaded {
@@ -241,7 +249,7 @@ pub async fn serve(
 
     let sample_metrics = config.metrics_listen.is_some();
     let refresher = tokio::spawn({
-        let engine = engine.clone();
+        let (engine, store) = (engine.clone(), store.clone());
         async move {
             let mut tick = tokio::time::interval(REFRESH_INTERVAL);
             loop {
@@ -251,12 +259,14 @@ pub async fn serve(
                     crate::middleware::metrics::sample(&engine);
                 }
                 // In the background: at most one runs, and refreshes go on meanwhile.
-                let checkpointer = engine.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(err) = checkpointer.maybe_checkpoint() {
-                        tracing::error!(%err, "checkpoint failed");
-                    }
-                });
+                if let Some(store) = &store {
+                    let (store, engine) = (store.clone(), engine.clone());
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(err) = store.maybe_checkpoint(&engine) {
+                            tracing::error!(%err, "checkpoint failed");
+                        }
+                    });
+                }
             }
         }
     });
@@ -281,10 +291,11 @@ pub async fn serve(
     closer.abort();
     result??;
     // A checkpoint at shutdown makes the next start read no log.
-    let engine_for_checkpoint = engine.clone();
-    match tokio::task::spawn_blocking(move || engine_for_checkpoint.checkpoint()).await? {
-        Ok(_) => {}
-        Err(err) => tracing::error!(%err, "final checkpoint failed"),
+    if let Some(store) = store {
+        match tokio::task::spawn_blocking(move || store.checkpoint(&engine)).await? {
+            Ok(_) => {}
+            Err(err) => tracing::error!(%err, "final checkpoint failed"),
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -46,7 +46,7 @@ pub fn status_from(err: EngineError) -> Status {
         EngineError::CollectionExists(_)
         | EngineError::DocumentExists { .. }
         | EngineError::AlreadyExists(_) => Status::already_exists(message),
-        EngineError::VersionMismatch { .. } => Status::aborted(message),
+        EngineError::VersionMismatch { .. } | EngineError::Conflict(_) => Status::aborted(message),
         EngineError::PageTokenExpired(_) => Status::with_error_details(
             Code::InvalidArgument,
             message.clone(),
@@ -181,6 +181,7 @@ mod tests {
             EngineError::PageTokenExpired("x".into()),
             Code::InvalidArgument,
         );
+        check(EngineError::Conflict("x".into()), Code::Aborted);
         check(EngineError::Internal("x".into()), Code::Internal);
         check(
             EngineError::LimitExceeded("x".into()),

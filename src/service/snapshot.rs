@@ -1,6 +1,5 @@
 //! `trove.v1.SnapshotService`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -9,14 +8,14 @@ use super::collection_name;
 use crate::api::OrStatus as _;
 use crate::api::pb;
 use crate::api::pb::snapshot_service_server::SnapshotService;
-use crate::engine::durable::{SnapshotInfo, snapshot_dir};
 use crate::engine::{CollectionName, Engine, EngineError};
 use crate::middleware::auth::{Access, check_collection};
+use crate::storage::{SnapshotInfo, Snapshots};
 
-/// Serves `SnapshotService` from the engine, with snapshots under `root`.
+/// Serves `SnapshotService` from the engine and a snapshot directory.
 pub struct SnapshotHandler {
     pub engine: Arc<Engine>,
-    pub root: PathBuf,
+    pub snapshots: Arc<Snapshots>,
 }
 
 fn names(collections: &[String]) -> Result<Vec<CollectionName>, Status> {
@@ -91,8 +90,8 @@ impl SnapshotService for SnapshotHandler {
         check_scope(&request, &request.get_ref().collections)?;
         let pb::CreateSnapshotRequest { name, collections } = request.into_inner();
         let collections = names(&collections)?;
-        let (engine, root) = (self.engine.clone(), self.root.clone());
-        let info = blocking(move || engine.create_snapshot(&root, &name, &collections)).await?;
+        let (engine, snapshots) = (self.engine.clone(), self.snapshots.clone());
+        let info = blocking(move || snapshots.create(&engine, &name, &collections)).await?;
         Ok(Response::new(wire(info)))
     }
 
@@ -101,8 +100,8 @@ impl SnapshotService for SnapshotHandler {
         request: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
         let access = request.extensions().get::<Access>().cloned();
-        let (engine, root) = (self.engine.clone(), self.root.clone());
-        let found = blocking(move || engine.list_snapshots(&root)).await?;
+        let snapshots = self.snapshots.clone();
+        let found = blocking(move || snapshots.list()).await?;
         Ok(Response::new(pb::ListSnapshotsResponse {
             snapshots: found
                 .into_iter()
@@ -119,9 +118,8 @@ impl SnapshotService for SnapshotHandler {
         check_scope(&request, &request.get_ref().collections)?;
         let pb::RestoreSnapshotRequest { name, collections } = request.into_inner();
         let collections = names(&collections)?;
-        let dir = snapshot_dir(&self.root, &name).or_status()?;
-        let engine = self.engine.clone();
-        let info = blocking(move || engine.restore_snapshot(&dir, &collections)).await?;
+        let (engine, snapshots) = (self.engine.clone(), self.snapshots.clone());
+        let info = blocking(move || snapshots.restore(&engine, &name, &collections)).await?;
         Ok(Response::new(wire(info)))
     }
 }

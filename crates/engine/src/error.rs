@@ -52,6 +52,12 @@ pub enum EngineError {
         actual: u64,
     },
 
+    /// The write was decided against a state of its target that the log no
+    /// longer holds (another server wrote it meanwhile): nothing was applied,
+    /// and a retry decides again.
+    #[error("{0}")]
+    Conflict(String),
+
     /// A page token that the server no longer honours (it outlived the snapshot
     /// or the server restarted).
     #[error("page token expired: {0}")]

@@ -537,8 +537,8 @@ mod tests {
 
         const DOCS: usize = 1000;
         let name = CollectionName::parse("facets", "name").unwrap();
-        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
-            .expect("a collection");
+        let collection =
+            Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
         let mut tags_by_hand: HashMap<String, u64> = HashMap::new();
         let mut n_by_hand: HashMap<String, u64> = HashMap::new();
         for i in 0..DOCS {

@@ -48,8 +48,7 @@ fn fixture() -> &'static Arc<Collection> {
     FIXTURE.get_or_init(|| {
         let schema = schema();
         let name = CollectionName::parse("fuzz", "name").expect("a valid name");
-        let collection =
-            Collection::new(name, schema, Default::default()).expect("an in-memory collection");
+        let collection = Collection::standalone(name, schema).expect("an in-memory collection");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime for the fixture");

@@ -6,7 +6,6 @@ mod budget;
 mod collection;
 mod directory;
 mod document;
-pub mod durable;
 mod error;
 mod facet;
 mod filter;
@@ -18,9 +17,10 @@ mod merging;
 mod names;
 mod order;
 mod page_token;
+pub mod persist;
 mod pins;
 mod query;
-mod requests;
+pub mod requests;
 #[cfg(test)]
 mod robustness;
 mod scheduling;
@@ -33,15 +33,15 @@ pub mod timestamp;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 pub use analysis::{Analyzer, Token, analyze};
 pub use budget::{MAX_RESPONSE_DOCUMENT_BYTES, ResponseBudget};
 pub use collection::{
-    Collection, DICTIONARY_BYTES, ImportResult, Patch, Stats, TRAIN_AFTER_DOCUMENTS, Update,
+    Collection, DICTIONARY_BYTES, DocMap, ImportResult, Patch, Stats, TRAIN_AFTER_DOCUMENTS, Update,
 };
 pub use document::{Dictionary, Document, Fields, MAX_SAFE_INTEGER, StoredDoc};
 pub use error::{EngineError, Result};
@@ -57,6 +57,7 @@ pub use search::{
 };
 
 use page_token::PageTokens;
+use persist::{Appended, Condition, Entry, LogOp, MemoryLog, WriteLog};
 use pins::Pins;
 use requests::{Outcome, RequestTag};
 
@@ -67,21 +68,21 @@ pub struct Engine {
     collections: RwLock<BTreeMap<CollectionName, Arc<Collection>>>,
     tokens: Arc<PageTokens>,
     pins: Arc<Pins>,
-    /// `None` in the in-memory mode.
-    durable: Option<durable::Durable>,
+    /// Where every write is appended before it is applied: set at the start,
+    /// or by [`persist::Replay::finish`] once persistence has been replayed.
+    log: OnceLock<Arc<dyn WriteLog>>,
+    /// Held by a restore while it logs and registers its collections, and by
+    /// a checkpoint's capture: a checkpoint holds all of a restore or none.
+    restoring: Mutex<()>,
     /// Outcomes of writes that carried a request id.
     requests: Arc<requests::Requests>,
     /// Where searches run: one niced thread per core.
     search_pool: search_pool::SearchPool,
-    /// False until [`Engine::recover`] has loaded the data directory: requests
-    /// are refused meanwhile.
+    /// False until a replay has finished (see [`Engine::recovering`]):
+    /// requests are refused meanwhile.
     ready: AtomicBool,
-    /// The most collections (created or restored; recovery loads what exists).
+    /// The most collections (created or restored; a replay loads what exists).
     max_collections: usize,
-    /// The snapshots being written now, by directory: a second write of the
-    /// same name is ALREADY_EXISTS at once. A std-like lock held only to
-    /// insert or remove.
-    snapshots_in_progress: parking_lot::Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 /// The most collections by default.
@@ -96,20 +97,44 @@ impl Default for Engine {
 impl Engine {
     /// An engine whose search page tokens pin snapshots for `snapshot_ttl` after
     /// their last use, at most `max_snapshots` at once.
+    /// Its writes go to a [`MemoryLog`].
     pub fn new(snapshot_ttl: std::time::Duration, max_snapshots: usize) -> Self {
+        let engine = Engine::recovering(snapshot_ttl, max_snapshots);
+        engine.start(Arc::new(MemoryLog::default()));
+        engine
+    }
+
+    /// An empty engine that refuses requests until a replay (see
+    /// [`Engine::replay`]) has loaded it and given it its log.
+    pub fn recovering(snapshot_ttl: std::time::Duration, max_snapshots: usize) -> Self {
         Engine {
             collections: RwLock::default(),
             tokens: Arc::default(),
             pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
-            durable: None,
+            log: OnceLock::new(),
+            restoring: Mutex::new(()),
             requests: Arc::default(),
             search_pool: search_pool::SearchPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
-            ready: AtomicBool::new(true),
+            ready: AtomicBool::new(false),
             max_collections: DEFAULT_MAX_COLLECTIONS,
-            snapshots_in_progress: Default::default(),
         }
+    }
+
+    /// Takes `log` for every write from now on and starts serving.
+    fn start(&self, log: Arc<dyn WriteLog>) {
+        let _ = self.log.set(log);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The log writes go to; unavailable until the engine has started.
+    fn log(&self) -> Result<&Arc<dyn WriteLog>> {
+        self.log.get().ok_or_else(|| {
+            EngineError::StorageUnavailable(
+                "the server is recovering its data directory; retry shortly".into(),
+            )
+        })
     }
 
     /// This engine with at most `max` collections.
@@ -128,25 +153,6 @@ impl Engine {
             )));
         }
         Ok(())
-    }
-
-    /// A durable engine on `data`: empty, and refusing requests until
-    /// [`Engine::recover`] has loaded the directory.
-    pub fn durable(
-        snapshot_ttl: std::time::Duration,
-        max_snapshots: usize,
-        data: durable::DataDir,
-    ) -> Self {
-        Engine {
-            durable: Some(durable::Durable::new(data)),
-            ready: AtomicBool::new(false),
-            ..Engine::new(snapshot_ttl, max_snapshots)
-        }
-    }
-
-    /// The log, once recovered, in the durable mode.
-    fn journal(&self) -> Option<&Arc<durable::Journal>> {
-        self.durable.as_ref().and_then(|d| d.journal())
     }
 
     fn check_ready(&self) -> Result<()> {
@@ -178,8 +184,9 @@ impl Engine {
         request_id: &str,
     ) -> Result<Arc<Collection>> {
         self.check_ready()?;
+        let log = self.log()?;
         let tag = RequestTag::new(request_id, format!("CreateCollection {name}"))?;
-        let (collection, seq) = {
+        let (collection, position) = {
             let mut collections = self.collections.write();
             if let Some(outcome) = self.remembered(&tag)? {
                 let Outcome::CollectionCreated { uid } = outcome else {
@@ -195,34 +202,35 @@ impl Engine {
                         )));
                     }
                 };
-                (collection, self.journal().map_or(0, |j| j.next_seq() - 1))
+                (collection, log.last_position())
             } else {
                 if collections.contains_key(&name) {
                     return Err(EngineError::CollectionExists(name.to_string()));
                 }
                 self.check_room(collections.len(), 1)?;
                 let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
-                let seq = match self.journal() {
-                    Some(journal) => {
-                        let seq = journal.append(durable::Op::CreateCollection {
-                            record: collection.record(),
-                            request: durable::tag_record(&tag),
-                        })?;
-                        collection.attach(journal.clone());
-                        seq
-                    }
-                    None => 0,
+                let op = LogOp::CreateCollection {
+                    definition: collection.definition(),
+                    request: tag,
                 };
+                let position = match append(log.as_ref(), &op, Condition::Absent)? {
+                    Ok(position) => position,
+                    Err(_) => return Err(EngineError::CollectionExists(name.to_string())),
+                };
+                collection.attach(log.clone());
                 collections.insert(name, collection.clone());
-                if let Some(tag) = tag {
+                if let LogOp::CreateCollection {
+                    request: Some(tag), ..
+                } = op
+                {
                     let uid = collection.uid();
                     self.requests
                         .insert(tag, Outcome::CollectionCreated { uid });
                 }
-                (collection, seq)
+                (collection, position)
             }
         };
-        self.sync(seq).await?;
+        self.sync(position).await?;
         Ok(collection)
     }
 
@@ -234,17 +242,12 @@ impl Engine {
         }
     }
 
-    /// Waits until log record `seq` is on disk (nothing to wait for in memory).
-    async fn sync(&self, seq: u64) -> Result<()> {
-        match self.journal() {
-            Some(journal) if seq > 0 => {
-                let journal = journal.clone();
-                tokio::task::spawn_blocking(move || journal.sync(seq))
-                    .await
-                    .map_err(|e| EngineError::Internal(format!("log sync failed: {e}")))?
-            }
-            _ => Ok(()),
-        }
+    /// Waits until the write at `position` is durable.
+    async fn sync(&self, position: u64) -> Result<()> {
+        let log = self.log()?.clone();
+        tokio::task::spawn_blocking(move || log.sync(position))
+            .await
+            .map_err(|e| EngineError::Internal(format!("log sync failed: {e}")))?
     }
 
     /// The collection `name`.
@@ -277,31 +280,36 @@ impl Engine {
     /// Deletes the collection `name` and its documents.
     pub async fn delete_collection(&self, name: &CollectionName, request_id: &str) -> Result<()> {
         self.check_ready()?;
+        let log = self.log()?;
         let tag = RequestTag::new(request_id, format!("DeleteCollection {name}"))?;
-        let seq = {
+        let position = {
             let mut collections = self.collections.write();
             if self.remembered(&tag)?.is_some() {
-                self.journal().map_or(0, |j| j.next_seq() - 1)
+                log.last_position()
             } else {
                 let Some(collection) = collections.get(name) else {
                     return Err(EngineError::CollectionNotFound(name.to_string()));
                 };
-                let seq = match self.journal() {
-                    Some(journal) => journal.append(durable::Op::DeleteCollection {
-                        name: name.to_string(),
-                        uid: collection.uid(),
-                        request: durable::tag_record(&tag),
-                    })?,
-                    None => 0,
+                let op = LogOp::DeleteCollection {
+                    name: name.clone(),
+                    uid: collection.uid(),
+                    request: tag,
+                };
+                let position = match append(log.as_ref(), &op, Condition::Present)? {
+                    Ok(position) => position,
+                    Err(_) => return Err(EngineError::CollectionNotFound(name.to_string())),
                 };
                 collections.remove(name);
-                if let Some(tag) = tag {
+                if let LogOp::DeleteCollection {
+                    request: Some(tag), ..
+                } = op
+                {
                     self.requests.insert(tag, Outcome::CollectionDeleted);
                 }
-                seq
+                position
             }
         };
-        self.sync(seq).await
+        self.sync(position).await
     }
 
     /// Searches the collection `name`.
@@ -381,5 +389,24 @@ impl Engine {
                 tracing::error!(collection = %collection.name(), %err, "refresh failed");
             }
         }
+    }
+}
+
+/// Appends `op` with `condition`: its position, or the target's version in
+/// the log when the condition does not hold there. A log that holds the
+/// request id already is UNAVAILABLE: this server has not applied that write
+/// yet, and a retry finds its outcome once it has.
+pub(crate) fn append(
+    log: &dyn WriteLog,
+    op: &LogOp,
+    condition: Condition,
+) -> Result<std::result::Result<u64, u64>> {
+    match log.append(Entry { op, condition })? {
+        Appended::At(position) => Ok(Ok(position)),
+        Appended::Conflict { actual } => Ok(Err(actual)),
+        Appended::Repeated { position } => Err(EngineError::StorageUnavailable(format!(
+            "the log holds a write with this request_id at position {position}, which this \
+             server has not applied yet; retry shortly"
+        ))),
     }
 }

@@ -406,8 +406,8 @@ mod tests {
     /// segments, which are not merged.
     async fn collection(refresh_every: usize) -> Arc<Collection> {
         let name = CollectionName::parse("sorting", "name").unwrap();
-        let collection = Collection::new(name, super::super::fuzz::schema(), Default::default())
-            .expect("a collection");
+        let collection =
+            Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
         collection.stop_merges();
         for i in 0..DOCS {
             // Title lengths give "rust" different scores; `n` has 7 values.

@@ -87,12 +87,7 @@ impl Rng {
 
 fn collection() -> Arc<Collection> {
     let schema = super::fuzz::schema();
-    Collection::new(
-        CollectionName::parse("fuzz", "name").unwrap(),
-        schema,
-        Default::default(),
-    )
-    .unwrap()
+    Collection::standalone(CollectionName::parse("fuzz", "name").unwrap(), schema).unwrap()
 }
 
 #[tokio::test]

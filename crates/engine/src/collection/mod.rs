@@ -28,19 +28,20 @@ use tantivy::directory::RamDirectory;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, Term};
 use tokio::sync::watch;
 
-use super::analysis;
-use super::budget::ResponseBudget;
-use super::directory::IndexDirectory;
-use super::document::{Dictionary, Document, Fields, StoredDoc};
-use super::durable::{CollectionRecord, Journal, Op};
-use super::error::{EngineError, Result};
-use super::ids::IdCache;
-use super::names::{CollectionName, DocId};
-use super::requests::{Outcome, Requests};
-use super::schema::{CollectionSchema, FieldSpec};
-use super::timestamp::now_micros;
+use crate::analysis;
+use crate::budget::ResponseBudget;
+use crate::directory::IndexDirectory;
+use crate::document::{Dictionary, Document, Fields, StoredDoc};
+use crate::error::{EngineError, Result};
+use crate::ids::IdCache;
+use crate::names::{CollectionName, DocId};
+use crate::persist::{CollectionDef, Condition, Loaded, LogOp, WriteLog};
+use crate::requests::{Outcome, Requests};
+use crate::schema::CollectionSchema;
+use crate::timestamp::now_micros;
 
-mod recovery;
+mod apply;
+mod capture;
 mod visibility;
 mod write_state;
 mod writes;
@@ -48,7 +49,7 @@ mod writes;
 use write_state::WriteState;
 
 /// The documents of a collection by id: a persistent map, so a snapshot is an O(1) clone.
-pub(crate) type DocMap = OrdMap<DocId, Arc<StoredDoc>>;
+pub type DocMap = OrdMap<DocId, Arc<StoredDoc>>;
 
 /// A collection trains its zstd dictionary once it holds this many documents,
 /// on these documents; later ones are compressed with it (earlier ones stay as
@@ -123,8 +124,9 @@ pub struct Collection {
     name: CollectionName,
     /// Unique per incarnation: logged writes name it.
     uid: u64,
-    /// The log, in the durable mode: every write is appended before it is applied.
-    journal: OnceLock<Arc<Journal>>,
+    /// Where every write is appended before it is applied; set when the
+    /// collection is registered (see [`Collection::attach`]).
+    log: OnceLock<Arc<dyn WriteLog>>,
     /// The engine's remembered request ids.
     requests: Arc<Requests>,
     /// Document ids by segment, for search.
@@ -172,30 +174,42 @@ impl Collection {
         )
     }
 
+    /// A new, empty collection of its own, outside any engine: its writes go
+    /// to a [`crate::persist::MemoryLog`] (fuzzing, tests).
+    pub(crate) fn standalone(name: CollectionName, schema: CollectionSchema) -> Result<Arc<Self>> {
+        let collection = Collection::new(name, schema, Arc::default())?;
+        collection.attach(Arc::new(crate::persist::MemoryLog::default()));
+        Ok(collection)
+    }
+
     /// An empty collection as a log record defines it.
-    pub(crate) fn from_record(
-        record: CollectionRecord,
+    pub(crate) fn from_definition(
+        definition: CollectionDef,
         requests: Arc<Requests>,
     ) -> Result<Arc<Self>> {
-        let (name, schema) = definition(&record)?;
+        let schema = schema_of(&definition)?;
         let index = empty_index(&schema)?;
-        let (uid, time, docs) = (record.uid, record.create_time, DocMap::new());
-        Collection::build(name, schema, uid, time, index, (docs, None), requests)
+        let CollectionDef {
+            name,
+            uid,
+            create_time,
+            ..
+        } = definition;
+        let docs = (DocMap::new(), None);
+        Collection::build(name, schema, uid, create_time, index, docs, requests)
     }
 
     /// A collection read back from a checkpoint or snapshot.
-    pub(crate) fn restore(
-        loaded: super::durable::Loaded,
-        requests: Arc<Requests>,
-    ) -> Result<Arc<Self>> {
-        let (name, schema) = definition(&loaded.record)?;
+    pub(crate) fn restore(loaded: Loaded, requests: Arc<Requests>) -> Result<Arc<Self>> {
+        let schema = schema_of(&loaded.definition)?;
+        let name = loaded.definition.name.clone();
         let index = Index::open(IndexDirectory::new(loaded.index.clone()))?;
         if index.schema() != *schema.tantivy() {
             return Err(EngineError::DataDamaged(format!(
                 "the index of collection {name} does not match its definition"
             )));
         }
-        let (uid, time) = (loaded.record.uid, loaded.record.create_time);
+        let (uid, time) = (loaded.definition.uid, loaded.definition.create_time);
         let index = (index, loaded.index);
         let docs = (loaded.docs, loaded.dictionary);
         Collection::build(name, schema, uid, time, index, docs, requests)
@@ -221,7 +235,7 @@ impl Collection {
         Ok(Arc::new(Collection {
             name,
             uid,
-            journal: OnceLock::new(),
+            log: OnceLock::new(),
             requests,
             id_cache: Arc::default(),
             schema,
@@ -253,28 +267,23 @@ impl Collection {
         }))
     }
 
-    pub(crate) fn uid(&self) -> u64 {
+    pub fn uid(&self) -> u64 {
         self.uid
     }
 
     /// The definition, as logged.
-    pub(crate) fn record(&self) -> CollectionRecord {
-        CollectionRecord {
-            name: self.name.to_string(),
+    pub fn definition(&self) -> CollectionDef {
+        CollectionDef {
+            name: self.name.clone(),
             uid: self.uid,
             create_time: self.create_time,
-            fields: self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| (&f.to_spec()).into())
-                .collect(),
+            fields: self.schema.fields().iter().map(|f| f.to_spec()).collect(),
             synonyms: self.schema.synonyms().sets().to_vec(),
         }
     }
 
     /// The zstd dictionary new documents are compressed with.
-    pub(crate) fn dictionary(&self) -> Option<&Arc<Dictionary>> {
+    pub fn dictionary(&self) -> Option<&Arc<Dictionary>> {
         self.dictionary.get().and_then(Option::as_ref)
     }
 
@@ -314,10 +323,14 @@ impl Collection {
             }
         };
         if let Some(dictionary) = &trained {
-            self.log(state, || Op::Dictionary {
+            let op = LogOp::Dictionary {
                 uid: self.uid,
-                bytes: dictionary.bytes().to_vec(),
+                dictionary: dictionary.clone(),
+            };
+            self.append(state, &op, Condition::Any, |_| {
+                EngineError::Internal("the log refused a dictionary".into())
             })?;
+            self.apply(state, op, None, false)?;
             tracing::info!(
                 collection = %self.name,
                 bytes = dictionary.bytes().len(),
@@ -326,13 +339,22 @@ impl Collection {
                 "trained a compression dictionary"
             );
         }
-        let _ = self.dictionary.set(trained.clone());
+        if trained.is_none() {
+            let _ = self.dictionary.set(None);
+        }
         Ok(trained)
     }
 
-    /// From now on, every write is logged to `journal` before it is applied.
-    pub(crate) fn attach(&self, journal: Arc<Journal>) {
-        let _ = self.journal.set(journal);
+    /// From now on, every write is appended to `log` before it is applied.
+    pub(crate) fn attach(&self, log: Arc<dyn WriteLog>) {
+        let _ = self.log.set(log);
+    }
+
+    /// The log writes go to: unset until the collection is registered.
+    fn log(&self) -> Result<&Arc<dyn WriteLog>> {
+        self.log.get().ok_or_else(|| {
+            EngineError::Internal(format!("collection {} has no log yet", self.name))
+        })
     }
 
     pub fn name(&self) -> &CollectionName {
@@ -401,7 +423,7 @@ impl Collection {
     }
 
     /// The live documents (an O(1) snapshot of the map).
-    pub(crate) fn live_docs(&self) -> DocMap {
+    pub fn live_docs(&self) -> DocMap {
         self.docs.read().clone()
     }
 
@@ -472,12 +494,9 @@ fn outcome_document(outcome: Outcome) -> Result<Document> {
     }
 }
 
-/// The name and schema a record defines.
-fn definition(record: &CollectionRecord) -> Result<(CollectionName, CollectionSchema)> {
-    let name = CollectionName::parse(&record.name, "collection.name")?;
-    let specs: Vec<FieldSpec> = record.fields.iter().map(FieldSpec::from).collect();
-    let schema = CollectionSchema::new(&specs)?.with_synonyms(&record.synonyms)?;
-    Ok((name, schema))
+/// The schema a definition describes.
+fn schema_of(definition: &CollectionDef) -> Result<CollectionSchema> {
+    CollectionSchema::new(&definition.fields)?.with_synonyms(&definition.synonyms)
 }
 
 /// Runs blocking engine work (locks, tantivy, compression) off the async workers.

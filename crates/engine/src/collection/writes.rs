@@ -1,16 +1,17 @@
-//! The write path: checks, the log record before the change, the change to
-//! the live map and the index, the remembered outcome, then waiting until the
-//! write is durable and (unless asked not to) searchable.
+//! The write path: checks against the live state, the record the write
+//! makes, its append to the log with the state it was decided against, then
+//! the record applied as a replay applies it (see `apply.rs`), and waiting
+//! until the write is durable and (unless asked not to) searchable.
 
 use std::sync::Arc;
 
-use super::super::document::{self, Document, Fields, StoredDoc};
-use super::super::durable::{DocRecord, Op, tag_record};
-use super::super::error::{EngineError, Result};
-use super::super::names::DocId;
-use super::super::requests::{Outcome, RequestTag};
-use super::super::timestamp::now_micros;
 use super::{Collection, ImportResult, Patch, Update, WriteState, blocking, outcome_document};
+use crate::document::{self, Document, Fields, StoredDoc};
+use crate::error::{EngineError, Result};
+use crate::names::DocId;
+use crate::persist::{Condition, LogOp};
+use crate::requests::RequestTag;
+use crate::timestamp::now_micros;
 
 impl Collection {
     /// Creates a document; `None` generates an id. Returns once visible to search
@@ -130,27 +131,63 @@ impl Collection {
         }
     }
 
-    /// Waits until log record `log_seq` is on disk.
+    /// Waits until the write at log position `log_seq` is durable.
     pub(super) async fn durable(&self, log_seq: u64) -> Result<()> {
-        match self.journal.get() {
-            Some(journal) if log_seq > 0 => {
-                let journal = journal.clone();
-                blocking(move || journal.sync(log_seq)).await
+        let log = self.log()?.clone();
+        blocking(move || log.sync(log_seq)).await
+    }
+
+    /// Appends `op`, a write decided against the state `condition`
+    /// describes, and notes its position. When the log holds another state of
+    /// the target, nothing is applied and `conflict` says why, given the
+    /// target's version in the log (0: absent).
+    pub(super) fn append(
+        &self,
+        state: &mut WriteState,
+        op: &LogOp,
+        condition: Condition,
+        conflict: impl FnOnce(u64) -> EngineError,
+    ) -> Result<()> {
+        let log = self.log()?;
+        match crate::append(log.as_ref(), op, condition)? {
+            Ok(position) => {
+                state.log_seq = position;
+                Ok(())
             }
-            _ => Ok(()),
+            Err(actual) => Err(conflict(actual)),
         }
     }
 
-    /// Appends the write `op` makes to the log, before it is applied.
-    pub(super) fn log(&self, state: &mut WriteState, op: impl FnOnce() -> Op) -> Result<()> {
-        if let Some(journal) = self.journal.get() {
-            state.log_seq = journal.append(op())?;
+    /// The error for a write to `id` that the log refused, holding the
+    /// document at version `actual` (0: absent): `expected` is the version the
+    /// request asked for (0: none); `allow_missing` whether it may create.
+    fn refused(&self, id: &DocId, expected: u64, actual: u64, allow_missing: bool) -> EngineError {
+        if expected != 0 {
+            return EngineError::VersionMismatch {
+                id: id.to_string(),
+                expected,
+                actual,
+            };
         }
-        Ok(())
+        if actual == 0 && !allow_missing {
+            return self.not_found(id);
+        }
+        let now = match actual {
+            0 => "it is now absent".to_owned(),
+            actual => format!("it is now at version {actual}"),
+        };
+        EngineError::Conflict(format!(
+            "document {id} in collection {} changed while this write was decided ({now}); \
+             nothing was written, retry",
+            self.name
+        ))
     }
 
     /// The first outcome of a retried write, if `tag` names one.
-    pub(super) fn remembered(&self, tag: &Option<RequestTag>) -> Result<Option<Outcome>> {
+    pub(super) fn remembered(
+        &self,
+        tag: &Option<RequestTag>,
+    ) -> Result<Option<crate::requests::Outcome>> {
         match tag {
             Some(tag) => self.requests.get(tag),
             None => Ok(None),
@@ -181,14 +218,18 @@ impl Collection {
         let now = now_micros();
         let dictionary = self.dictionary_for_write(state)?;
         let stored = StoredDoc::new(&fields, 1, now, now, dictionary.as_ref())?;
-        self.log(state, || Op::Put {
+        let op = LogOp::Put {
             uid: self.uid,
-            doc: DocRecord::of(&id, &stored),
-            request: tag_record(&request),
-        })?;
-        state.add(&id, tantivy_doc, waited)?;
-        let stored = self.put(state, &id, stored, None);
-        self.remember(request, &id, stored);
+            id: id.clone(),
+            doc: Arc::new(stored),
+            request,
+        };
+        let exists = || EngineError::DocumentExists {
+            collection: self.name.to_string(),
+            id: id.to_string(),
+        };
+        self.append(state, &op, Condition::Absent, |_| exists())?;
+        self.apply(state, op, Some(tantivy_doc), waited)?;
         Ok(Document {
             id,
             fields,
@@ -260,23 +301,28 @@ impl Collection {
         }
         let tantivy_doc = document::prepare(&self.schema, &id, &mut new_fields)?;
         let now = now_micros();
-        let (version, create_time) = match &current {
-            Some(stored) => (stored.version + 1, stored.create_time),
-            None => (1, now),
+        // The new version is made from the current one: it applies only if
+        // the log holds that one too.
+        let (version, create_time, condition) = match &current {
+            Some(stored) => (
+                stored.version + 1,
+                stored.create_time,
+                Condition::Version(stored.version),
+            ),
+            None => (1, now, Condition::Absent),
         };
         let dictionary = self.dictionary_for_write(state)?;
         let stored = StoredDoc::new(&new_fields, version, create_time, now, dictionary.as_ref())?;
-        self.log(state, || Op::Put {
+        let op = LogOp::Put {
             uid: self.uid,
-            doc: DocRecord::of(&id, &stored),
-            request: tag_record(&request),
+            id: id.clone(),
+            doc: Arc::new(stored),
+            request,
+        };
+        self.append(state, &op, condition, |actual| {
+            self.refused(&id, expected_version, actual, allow_missing)
         })?;
-        if current.is_some() {
-            state.delete(&id, self.id_term(&id))?;
-        }
-        state.add(&id, tantivy_doc, waited)?;
-        let stored = self.put(state, &id, stored, current.as_deref());
-        self.remember(request, &id, stored);
+        self.apply(state, op, Some(tantivy_doc), waited)?;
         Ok(Document {
             id,
             fields: new_fields,
@@ -304,46 +350,18 @@ impl Collection {
                 actual: current.version,
             });
         }
-        self.log(state, || Op::Delete {
+        let condition = match expected_version {
+            0 => Condition::Present,
+            expected => Condition::Version(expected),
+        };
+        let op = LogOp::Delete {
             uid: self.uid,
-            id: id.to_string(),
-            request: tag_record(&request),
+            id: id.clone(),
+            request,
+        };
+        self.append(state, &op, condition, |actual| {
+            self.refused(id, expected_version, actual, false)
         })?;
-        state.delete(id, self.id_term(id))?;
-        self.docs.write().remove(id);
-        state.doc_bytes -= current.memory_bytes();
-        state.seq += 1;
-        if let Some(tag) = request {
-            self.requests.insert(tag, Outcome::Deleted);
-        }
-        Ok(())
-    }
-
-    pub(super) fn remember(&self, request: Option<RequestTag>, id: &DocId, stored: Arc<StoredDoc>) {
-        if let Some(tag) = request {
-            let outcome = Outcome::Written {
-                collection: self.uid,
-                id: id.clone(),
-                stored,
-            };
-            self.requests.insert(tag, outcome);
-        }
-    }
-
-    pub(super) fn put(
-        &self,
-        state: &mut WriteState,
-        id: &DocId,
-        stored: StoredDoc,
-        old: Option<&StoredDoc>,
-    ) -> Arc<StoredDoc> {
-        state.doc_bytes += stored.memory_bytes();
-        if let Some(old) = old {
-            state.doc_bytes -= old.memory_bytes();
-        }
-        let stored = Arc::new(stored);
-        self.docs.write().insert(id.clone(), stored.clone());
-        state.seq += 1;
-        stored
+        self.apply(state, op, None, false)
     }
 }

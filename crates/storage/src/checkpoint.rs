@@ -19,15 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tantivy::directory::{Directory, OwnedBytes, RamDirectory};
+use tantivy::directory::{Directory, RamDirectory};
 
+use trove_engine::persist::{Captured, Loaded};
+use trove_engine::{Dictionary, DocMap, EngineError, Result};
+
+use super::files::{damaged, io, sync_dir};
 use super::frame::{self, Next};
 use super::record::{self, CollectionRecord, DocRecord, RequestRecord};
-use super::{damaged, io, sync_dir};
-use crate::collection::DocMap;
-use crate::document::{Dictionary, StoredDoc};
-use crate::error::{EngineError, Result};
-use crate::names::DocId;
 
 /// The remembered request ids of a checkpoint, one frame each.
 const REQUESTS_FILE: &str = "requests";
@@ -56,24 +55,6 @@ pub struct Manifest {
     pub requests: Vec<RequestRecord>,
     /// `document_counts[i]` documents in `collections[i]`.
     pub document_counts: Vec<u64>,
-}
-
-/// One collection as captured under its write lock: documents and index files of
-/// the same state.
-pub struct Captured {
-    pub record: CollectionRecord,
-    pub docs: DocMap,
-    /// Index files by name, `meta.json` included.
-    pub index_files: Vec<(PathBuf, OwnedBytes)>,
-    pub dictionary: Option<Arc<Dictionary>>,
-}
-
-/// One collection read back.
-pub struct Loaded {
-    pub record: CollectionRecord,
-    pub docs: DocMap,
-    pub index: RamDirectory,
-    pub dictionary: Option<Arc<Dictionary>>,
 }
 
 /// Writes `collections` to `target`, which must not exist: first into a
@@ -120,15 +101,17 @@ fn write_into(
 ) -> Result<()> {
     fs::create_dir_all(tmp).map_err(|e| io("creating", tmp, &e))?;
     for captured in collections {
-        let dir = tmp.join(format!("c{}", captured.record.uid));
+        let dir = tmp.join(format!("c{}", captured.definition.uid));
         let index_dir = dir.join("index");
         fs::create_dir_all(&index_dir).map_err(|e| io("creating", &index_dir, &e))?;
         write_docs(&dir.join("docs"), &captured.docs)?;
         if let Some(dictionary) = &captured.dictionary {
             write_file(&dir.join(DICTIONARY_FILE), dictionary.bytes())?;
         }
-        let previous_index =
-            previous.map(|p| p.join(format!("c{}", captured.record.uid)).join("index"));
+        let previous_index = previous.map(|p| {
+            p.join(format!("c{}", captured.definition.uid))
+                .join("index")
+        });
         for (name, bytes) in &captured.index_files {
             let path = index_dir.join(name);
             let reusable = previous_index.as_ref().map(|p| p.join(name)).filter(|old| {
@@ -147,7 +130,10 @@ fn write_into(
     let manifest = Manifest {
         format: FORMAT,
         seq,
-        collections: collections.iter().map(|c| c.record.clone()).collect(),
+        collections: collections
+            .iter()
+            .map(|c| CollectionRecord::from(&c.definition))
+            .collect(),
         requests: Vec::new(),
         document_counts: collections.iter().map(|c| c.docs.len() as u64).collect(),
     };
@@ -164,7 +150,7 @@ fn write_into(
             .collections
             .iter()
             .map(|c| c.uid)
-            .eq(collections.iter().map(|c| c.record.uid));
+            .eq(collections.iter().map(|c| c.definition.uid));
     if !same {
         return Err(EngineError::Internal(format!(
             "{} does not read back as written",
@@ -252,7 +238,7 @@ pub fn read(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<(Manifest, Vec<
                 .map_err(|e| io("loading", &path, &e))?;
         }
         loaded.push(Loaded {
-            record: record.clone(),
+            definition: record.definition()?,
             docs,
             index,
             dictionary,
@@ -328,7 +314,7 @@ fn read_docs(path: &Path, dictionary: Option<&Arc<Dictionary>>) -> Result<DocMap
                 let doc: DocRecord = record::decode(payload)
                     .map_err(|e| damaged(path, offset, &format!("undecodable document: {e}")))?;
                 let (id, stored) = doc
-                    .into_stored(dictionary)
+                    .into_stored(|id| dictionary.filter(|d| d.id() == id).cloned())
                     .map_err(|e| damaged(path, offset, &e.to_string()))?;
                 docs.insert(id, Arc::new(stored));
                 offset = end;
@@ -344,30 +330,4 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| io("writing", path, &e))
-}
-
-impl DocRecord {
-    pub fn of(id: &DocId, stored: &StoredDoc) -> Self {
-        DocRecord {
-            id: id.as_str().to_owned(),
-            version: stored.version,
-            create_time: stored.create_time,
-            update_time: stored.update_time,
-            body: stored.body().to_vec(),
-        }
-    }
-
-    /// The id and stored document; fails on an invalid id, or on a body
-    /// compressed with a dictionary other than `dictionary`.
-    pub fn into_stored(self, dictionary: Option<&Arc<Dictionary>>) -> Result<(DocId, StoredDoc)> {
-        let id = DocId::parse(&self.id, "id")?;
-        let stored = StoredDoc::from_parts(
-            self.version,
-            self.create_time,
-            self.update_time,
-            self.body,
-            |id| dictionary.filter(|d| d.id() == id).cloned(),
-        )?;
-        Ok((id, stored))
-    }
 }

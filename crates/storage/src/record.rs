@@ -1,11 +1,17 @@
 //! What the log and checkpoints hold, encoded with postcard inside checksummed
-//! frames ([`super::frame`]).
+//! frames ([`super::frame`]). These types are this crate's own, not the
+//! engine's: postcard writes fields in order, so a field added to an engine
+//! type must not change these bytes unnoticed (`tests/format_samples.rs`
+//! decodes a committed data directory). Variants are only ever appended.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::{EngineError, Result};
-use crate::requests::RequestTag;
-use crate::schema::{FieldSpec, FieldType};
+use trove_engine::persist::{CollectionDef, LogOp, Replay};
+use trove_engine::requests::RequestTag;
+use trove_engine::{
+    CollectionName, Dictionary, DocId, EngineError, FieldSpec, FieldType, Result, StoredDoc,
+};
 
 /// One logged write, numbered in log order.
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,7 +89,7 @@ pub struct RequestRecord {
     pub outcome: OutcomeRecord,
 }
 
-/// What a remembered write did (see [`crate::requests::Outcome`]).
+/// What a remembered write did (see [`trove_engine::requests::Outcome`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum OutcomeRecord {
     /// The document as the write left it, no longer its collection's current
@@ -210,8 +216,165 @@ impl From<TagRecord> for RequestTag {
 }
 
 /// The on-disk form of an optional request tag.
-pub fn tag_record(tag: &Option<RequestTag>) -> Option<TagRecord> {
+fn tag_record(tag: &Option<RequestTag>) -> Option<TagRecord> {
     tag.as_ref().map(TagRecord::from)
+}
+
+impl From<&CollectionDef> for CollectionRecord {
+    fn from(definition: &CollectionDef) -> Self {
+        CollectionRecord {
+            name: definition.name.to_string(),
+            uid: definition.uid,
+            create_time: definition.create_time,
+            fields: definition.fields.iter().map(FieldRecord::from).collect(),
+            synonyms: definition.synonyms.clone(),
+        }
+    }
+}
+
+impl CollectionRecord {
+    /// The definition this record holds; a name the engine refuses is damage.
+    pub fn definition(&self) -> Result<CollectionDef> {
+        Ok(CollectionDef {
+            name: collection_name(&self.name)?,
+            uid: self.uid,
+            create_time: self.create_time,
+            fields: self.fields.iter().map(FieldSpec::from).collect(),
+            synonyms: self.synonyms.clone(),
+        })
+    }
+}
+
+fn collection_name(name: &str) -> Result<CollectionName> {
+    CollectionName::parse(name, "collection.name")
+        .map_err(|e| EngineError::DataDamaged(format!("a stored collection name: {e}")))
+}
+
+fn doc_id(id: &str) -> Result<DocId> {
+    DocId::parse(id, "id")
+        .map_err(|e| EngineError::DataDamaged(format!("a stored document id: {e}")))
+}
+
+impl DocRecord {
+    pub fn of(id: &DocId, stored: &StoredDoc) -> Self {
+        DocRecord {
+            id: id.as_str().to_owned(),
+            version: stored.version,
+            create_time: stored.create_time,
+            update_time: stored.update_time,
+            body: stored.body().to_vec(),
+        }
+    }
+
+    /// The id and stored document. `dictionaries` finds the dictionary a body
+    /// names; a body compressed with one it does not know is damage.
+    pub fn into_stored(
+        self,
+        dictionaries: impl Fn(u32) -> Option<Arc<Dictionary>>,
+    ) -> Result<(DocId, StoredDoc)> {
+        let id = doc_id(&self.id)?;
+        let stored = StoredDoc::from_parts(
+            self.version,
+            self.create_time,
+            self.update_time,
+            self.body,
+            dictionaries,
+        )?;
+        Ok((id, stored))
+    }
+}
+
+impl From<&LogOp> for Op {
+    fn from(op: &LogOp) -> Self {
+        match op {
+            LogOp::CreateCollection {
+                definition,
+                request,
+            } => Op::CreateCollection {
+                record: definition.into(),
+                request: tag_record(request),
+            },
+            LogOp::DeleteCollection { name, uid, request } => Op::DeleteCollection {
+                name: name.to_string(),
+                uid: *uid,
+                request: tag_record(request),
+            },
+            LogOp::Put {
+                uid,
+                id,
+                doc,
+                request,
+            } => Op::Put {
+                uid: *uid,
+                doc: DocRecord::of(id, doc),
+                request: tag_record(request),
+            },
+            LogOp::Delete { uid, id, request } => Op::Delete {
+                uid: *uid,
+                id: id.to_string(),
+                request: tag_record(request),
+            },
+            LogOp::Dictionary { uid, dictionary } => Op::Dictionary {
+                uid: *uid,
+                bytes: dictionary.bytes().to_vec(),
+            },
+            LogOp::Restoring { definition } => Op::Restoring {
+                record: definition.into(),
+            },
+            LogOp::Restored { uids } => Op::Restored { uids: uids.clone() },
+        }
+    }
+}
+
+impl Op {
+    /// The write this record holds, for `replay`: a document's body is
+    /// decoded with the dictionary its collection has at that point. `None`
+    /// for a write to a collection the replay does not hold (deleted later in
+    /// the log, or a restore that never finished).
+    pub fn into_log_op(self, replay: &Replay<'_>) -> Result<Option<LogOp>> {
+        let tag = |request: Option<TagRecord>| request.map(RequestTag::from);
+        match &self {
+            Op::Put { uid, .. } | Op::Delete { uid, .. } | Op::Dictionary { uid, .. }
+                if !replay.holds(*uid) =>
+            {
+                return Ok(None);
+            }
+            _ => {}
+        }
+        Ok(Some(match self {
+            Op::CreateCollection { record, request } => LogOp::CreateCollection {
+                definition: record.definition()?,
+                request: tag(request),
+            },
+            Op::DeleteCollection { name, uid, request } => LogOp::DeleteCollection {
+                name: collection_name(&name)?,
+                uid,
+                request: tag(request),
+            },
+            Op::Put { uid, doc, request } => {
+                let (id, doc) = doc.into_stored(|id| replay.dictionary(uid, id))?;
+                LogOp::Put {
+                    uid,
+                    id,
+                    doc: Arc::new(doc),
+                    request: tag(request),
+                }
+            }
+            Op::Delete { uid, id, request } => LogOp::Delete {
+                uid,
+                id: doc_id(&id)?,
+                request: tag(request),
+            },
+            Op::Dictionary { uid, bytes } => LogOp::Dictionary {
+                uid,
+                dictionary: Arc::new(Dictionary::from_bytes(bytes)?),
+            },
+            Op::Restoring { record } => LogOp::Restoring {
+                definition: record.definition()?,
+            },
+            Op::Restored { uids } => LogOp::Restored { uids },
+        }))
+    }
 }
 
 /// Encodes `value` and appends its frame to `out`.

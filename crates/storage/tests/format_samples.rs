@@ -14,26 +14,26 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use trove::engine::durable::{DataDir, Fsync};
-use trove::engine::{
+use trove_engine::{
     CollectionName, CollectionSchema, DocId, Engine, EngineError, FieldSpec, FieldType, Fields,
     Patch, Update,
 };
+use trove_storage::{DataDir, Fsync, Recovery, Snapshots, Store};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format-1")
 }
 
-fn engine(path: &Path) -> Engine {
-    Engine::durable(
-        Duration::from_secs(600),
-        16,
-        DataDir {
-            path: path.to_owned(),
-            fsync: Fsync::Always,
-            checkpoint_bytes: u64::MAX,
-        },
-    )
+/// A new engine, and the data directory at `path` replayed into it.
+fn open(path: &Path) -> (Engine, Store, Recovery) {
+    let engine = Engine::recovering(Duration::from_secs(600), 16);
+    let dir = DataDir {
+        path: path.to_owned(),
+        fsync: Fsync::Always,
+        checkpoint_bytes: u64::MAX,
+    };
+    let (store, recovery) = Store::open(&engine, dir).unwrap();
+    (engine, store, recovery)
 }
 
 fn name(text: &str) -> CollectionName {
@@ -86,8 +86,7 @@ fn update(doc: &str, title: &str) -> Update {
 
 /// Writes the sample into `dir` (which must not exist).
 async fn write(dir: &Path) {
-    let engine = engine(dir);
-    engine.recover().unwrap();
+    let (engine, store, _) = open(dir);
     let alpha = engine
         .create_collection(name("alpha"), schema(), "make-alpha")
         .await
@@ -119,11 +118,11 @@ async fn write(dir: &Path) {
     )
     .await
     .unwrap();
-    let snapshots = dir.join("snapshots");
-    engine
-        .create_snapshot(&snapshots, "beta-snapshot", &[name("beta")])
+    let snapshots = Snapshots::new(dir.join("snapshots"));
+    snapshots
+        .create(&engine, "beta-snapshot", &[name("beta")])
         .unwrap();
-    assert!(engine.checkpoint().unwrap());
+    assert!(store.checkpoint(&engine).unwrap());
 
     // The log after the checkpoint.
     alpha
@@ -140,11 +139,9 @@ async fn write(dir: &Path) {
         .await
         .unwrap();
     engine.delete_collection(&name("beta"), "").await.unwrap();
-    engine
-        .restore_snapshot(&snapshots.join("beta-snapshot"), &[])
-        .unwrap();
+    snapshots.restore(&engine, "beta-snapshot", &[]).unwrap();
     // No checkpoint at the end: the log is what a crash leaves.
-    drop((alpha, beta, engine));
+    drop((alpha, beta, engine, store));
     std::fs::remove_file(dir.join("LOCK")).unwrap();
 }
 
@@ -171,8 +168,7 @@ async fn the_committed_data_directory_of_format_1_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     copy(&sample(), &data);
-    let engine = engine(&data);
-    let recovery = engine.recover().unwrap().unwrap();
+    let (engine, _store, recovery) = open(&data);
     assert_eq!(recovery.collections, 2);
     assert!(
         recovery.replayed > 0,
@@ -195,7 +191,7 @@ async fn the_committed_data_directory_of_format_1_recovers() {
     assert_eq!(alpha.schema().synonyms().sets(), ["car, automobile"]);
 
     // The index files read back: the synonym and the stemmed title match.
-    let request = trove::engine::SearchRequest {
+    let request = trove_engine::SearchRequest {
         query: "automobile".into(),
         ..Default::default()
     };

@@ -19,10 +19,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use trove_engine::persist::{Appended, Entry, WriteLog};
+use trove_engine::{EngineError, Result};
+
+use super::files::{damaged, io, sync_dir};
 use super::frame::{self, Next};
 use super::record::{self, Op, Record};
-use super::{damaged, io, sync_dir};
-use crate::error::{EngineError, Result};
 
 /// When appended records reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +189,7 @@ impl Journal {
     }
 
     /// Appends `op`; returns its sequence number. Not on disk until [`Journal::sync`].
-    pub fn append(&self, op: Op) -> Result<u64> {
+    pub fn append_op(&self, op: Op) -> Result<u64> {
         self.check_failed()?;
         let mut w = self.writer.lock();
         let w = &mut *w;
@@ -358,4 +360,21 @@ fn write_new_segment(path: &Path) -> Result<()> {
     file.write_all(SEGMENT_MAGIC)
         .and_then(|()| file.sync_all())
         .map_err(|e| EngineError::storage(&format!("writing {}", path.display()), &e))
+}
+
+/// The local log has one writer, this server's engine, which checks each
+/// write's condition under the lock that orders the writes to its target
+/// before it appends: every append gets a position.
+impl WriteLog for Journal {
+    fn append(&self, entry: Entry<'_>) -> Result<Appended> {
+        self.append_op(Op::from(entry.op)).map(Appended::At)
+    }
+
+    fn sync(&self, position: u64) -> Result<()> {
+        Journal::sync(self, position)
+    }
+
+    fn last_position(&self) -> u64 {
+        self.next_seq() - 1
+    }
 }
