@@ -331,3 +331,97 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| file.sync_all())
         .map_err(|e| io("writing", path, &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use trove_engine::{CollectionName, DocId, Engine};
+
+    use super::*;
+
+    /// An engine with collection `c` of `n` documents.
+    async fn engine_with(n: usize) -> Engine {
+        let engine = Engine::new(Duration::from_secs(60), 16);
+        let name = CollectionName::parse("c", "name").unwrap();
+        let title = trove_engine::FieldSpec {
+            name: "title".into(),
+            ty: Some(trove_engine::FieldType::Text),
+            analyzer: String::new(),
+            filterable: false,
+            sortable: false,
+            facetable: false,
+            boost: 0.0,
+        };
+        let schema = trove_engine::CollectionSchema::new(&[title]).unwrap();
+        let c = engine.create_collection(name, schema, "").await.unwrap();
+        for i in 0..n {
+            let fields = json!({ "title": format!("document {i}") });
+            let id = DocId::parse(&format!("d{i}"), "id").unwrap();
+            c.create(Some(id), fields.as_object().unwrap().clone(), false, "")
+                .await
+                .unwrap();
+        }
+        engine
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checkpoint_reads_back_as_captured() {
+        let engine = engine_with(1200).await;
+        let captured = engine.capture(&[]).unwrap();
+        assert!(
+            captured[0].dictionary.is_some(),
+            "trained past 1,000 documents"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("cp");
+        write(&target, None, 7, &captured, &mut std::iter::empty()).unwrap();
+        let (manifest, loaded) = read(&target, |_| true).unwrap();
+        assert_eq!(
+            (manifest.seq, manifest.document_counts.as_slice()),
+            (7, &[1200][..])
+        );
+        let loaded = &loaded[0];
+        assert_eq!(loaded.definition.uid, captured[0].definition.uid);
+        assert_eq!(loaded.docs.len(), 1200);
+        for (id, doc) in captured[0].docs.iter() {
+            let back = &loaded.docs[id];
+            assert_eq!((back.version, back.body()), (doc.version, doc.body()));
+        }
+        // Writing the same target again is refused, and leaves nothing behind.
+        let again = write(&target, None, 7, &captured, &mut std::iter::empty());
+        assert!(matches!(again, Err(EngineError::AlreadyExists(_))));
+        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "no temporary directory is left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_damaged_document_file_is_reported_with_its_offset() {
+        let engine = engine_with(20).await;
+        let captured = engine.capture(&[]).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("cp");
+        write(&target, None, 1, &captured, &mut std::iter::empty()).unwrap();
+        let docs = target
+            .join(format!("c{}", captured[0].definition.uid))
+            .join("docs");
+        let mut data = fs::read(&docs).unwrap();
+        data[20] ^= 0xff;
+        fs::write(&docs, &data).unwrap();
+        let err = read(&target, |_| true).err().unwrap();
+        assert!(matches!(err, EngineError::DataDamaged(_)), "{err:?}");
+        assert!(err.to_string().contains("offset 0"), "{err}");
+        // A manifest of another format is refused before anything is read.
+        let mut manifest = read_manifest(&target).unwrap();
+        manifest.format = FORMAT + 1;
+        let mut frame = Vec::new();
+        record::encode(&manifest, &mut frame).unwrap();
+        fs::write(target.join("MANIFEST"), &frame).unwrap();
+        let err = read_manifest(&target).err().unwrap();
+        assert!(
+            err.to_string().contains("this trove reads format 1"),
+            "{err}"
+        );
+    }
+}

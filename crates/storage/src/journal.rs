@@ -378,3 +378,130 @@ impl WriteLog for Journal {
         self.next_seq() - 1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delete(uid: u64, id: &str) -> Op {
+        Op::Delete {
+            uid,
+            id: id.into(),
+            request: None,
+        }
+    }
+
+    /// The records of the log in `dir` from `from`, by (seq, uid).
+    fn read(dir: &Path, from: u64) -> Result<(Vec<(u64, u64)>, Arc<Journal>)> {
+        let mut seen = Vec::new();
+        let recovered = Journal::recover(dir, Fsync::Always, from, |record| {
+            let Op::Delete { uid, .. } = record.op else {
+                panic!("only deletes were written");
+            };
+            seen.push((record.seq, uid));
+            Ok(())
+        })?;
+        Ok((seen, recovered.journal))
+    }
+
+    fn segment(dir: &Path) -> PathBuf {
+        list_segments(dir).unwrap().pop().unwrap().1
+    }
+
+    #[test]
+    fn records_come_back_in_order_and_appends_continue_after_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (seen, journal) = read(tmp.path(), 1).unwrap();
+        assert!(seen.is_empty());
+        for uid in 1..=3 {
+            assert_eq!(journal.append_op(delete(uid, "d")).unwrap(), uid);
+        }
+        journal.sync(3).unwrap();
+        drop(journal);
+        let (seen, journal) = read(tmp.path(), 1).unwrap();
+        assert_eq!(seen, [(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(journal.append_op(delete(4, "d")).unwrap(), 4);
+        // From a checkpoint's position: the records before it are skipped.
+        journal.sync(4).unwrap();
+        drop(journal);
+        assert_eq!(read(tmp.path(), 3).unwrap().0, [(3, 3), (4, 4)]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_back_to_the_last_good_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, journal) = read(tmp.path(), 1).unwrap();
+        journal.append_op(delete(1, "d")).unwrap();
+        journal.append_op(delete(2, "d")).unwrap();
+        journal.sync(2).unwrap();
+        drop(journal);
+        let path = segment(tmp.path());
+        let full = fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the second record's write.
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(full - 3).unwrap();
+        drop(file);
+        let (seen, journal) = read(tmp.path(), 1).unwrap();
+        assert_eq!(seen, [(1, 1)]);
+        // The file was cut to the good record, and the next append follows it.
+        assert_eq!(journal.append_op(delete(3, "d")).unwrap(), 2);
+        journal.sync(2).unwrap();
+        drop(journal);
+        assert_eq!(read(tmp.path(), 1).unwrap().0, [(1, 1), (2, 3)]);
+    }
+
+    #[test]
+    fn damage_before_good_records_stops_recovery() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, journal) = read(tmp.path(), 1).unwrap();
+        for uid in 1..=3 {
+            journal.append_op(delete(uid, "d")).unwrap();
+        }
+        journal.sync(3).unwrap();
+        drop(journal);
+        let path = segment(tmp.path());
+        let mut data = fs::read(&path).unwrap();
+        // A flipped byte in the payload of the first record.
+        let at = SEGMENT_MAGIC.len() + frame::HEADER_LEN + 1;
+        data[at] ^= 0xff;
+        fs::write(&path, &data).unwrap();
+        let err = read(tmp.path(), 1).err().unwrap();
+        assert!(matches!(err, EngineError::DataDamaged(_)), "{err:?}");
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        // Nothing was cut: the damage stays for an operator to see.
+        assert_eq!(fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_missing_segment_is_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, journal) = read(tmp.path(), 1).unwrap();
+        journal.append_op(delete(1, "d")).unwrap();
+        journal.rotate().unwrap();
+        journal.append_op(delete(2, "d")).unwrap();
+        journal.rotate().unwrap();
+        journal.append_op(delete(3, "d")).unwrap();
+        journal.sync(3).unwrap();
+        drop(journal);
+        let segments = list_segments(tmp.path()).unwrap();
+        assert_eq!(segments.len(), 3);
+        fs::remove_file(&segments[1].1).unwrap();
+        let err = read(tmp.path(), 1).err().unwrap();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn segments_before_a_checkpoint_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, journal) = read(tmp.path(), 1).unwrap();
+        journal.append_op(delete(1, "d")).unwrap();
+        let seq = journal.rotate().unwrap();
+        assert_eq!(seq, 2);
+        journal.append_op(delete(2, "d")).unwrap();
+        journal.remove_before(seq).unwrap();
+        journal.sync(2).unwrap();
+        drop(journal);
+        assert_eq!(list_segments(tmp.path()).unwrap().len(), 1);
+        assert_eq!(read(tmp.path(), seq).unwrap().0, [(2, 2)]);
+    }
+}

@@ -133,12 +133,26 @@ impl Store {
             return Ok(false);
         };
         let started = Instant::now();
+        let state = engine.capture_all(|| self.journal.rotate())?;
+        self.write_checkpoint(state, started)?;
+        Ok(true)
+    }
+
+    /// Writes `state` as the latest checkpoint, removes the older ones and
+    /// the log segments before its position.
+    fn write_checkpoint(&self, state: CheckpointState, started: Instant) -> Result<()> {
         let CheckpointState {
             position: seq,
             collections,
             requests,
-        } = engine.capture_all(|| self.journal.rotate())?;
+        } = state;
         let dir = self.dir.path.join("checkpoints");
+        let target = dir.join(format!("{seq:020}"));
+        if target.exists() {
+            // No write since that checkpoint (a restart and a stop): it holds
+            // this state already.
+            return Ok(());
+        }
         let previous = latest_checkpoint(&dir)?;
         // A written outcome whose document is the version the checkpoint holds
         // is a reference to it; any other is written whole, one frame each.
@@ -151,7 +165,7 @@ impl Store {
             })
         });
         checkpoint::write(
-            &dir.join(format!("{seq:020}")),
+            &target,
             previous.as_deref(),
             seq,
             &collections,
@@ -169,7 +183,7 @@ impl Store {
             seconds = started.elapsed().as_secs_f64(),
             "checkpoint written"
         );
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -248,4 +262,114 @@ fn outcome_of(record: OutcomeRecord, replay: &Replay<'_>) -> std::result::Result
 /// a checkpoint's documents is checked against it.
 fn body_digest(stored: &StoredDoc) -> u32 {
     crc32fast::hash(stored.body())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use trove_engine::{CollectionName, DocId, Fields, Patch, SearchRequest, Update};
+
+    use super::*;
+    use crate::journal::Fsync;
+
+    fn open(path: &std::path::Path) -> (Engine, Store) {
+        let engine = Engine::recovering(Duration::from_secs(60), 16);
+        let dir = DataDir {
+            path: path.to_owned(),
+            fsync: Fsync::Always,
+            checkpoint_bytes: u64::MAX,
+        };
+        let (store, _) = Store::open(&engine, dir).unwrap();
+        (engine, store)
+    }
+
+    fn fields(title: &str) -> Fields {
+        json!({ "title": title }).as_object().unwrap().clone()
+    }
+
+    fn id(text: &str) -> DocId {
+        DocId::parse(text, "id").unwrap()
+    }
+
+    fn schema() -> trove_engine::CollectionSchema {
+        let title = trove_engine::FieldSpec {
+            name: "title".into(),
+            ty: Some(trove_engine::FieldType::Text),
+            analyzer: String::new(),
+            filterable: false,
+            sortable: false,
+            facetable: false,
+            boost: 0.0,
+        };
+        trove_engine::CollectionSchema::new(&[title]).unwrap()
+    }
+
+    /// Every record of the log replayed over a checkpoint that already holds
+    /// its effect leaves the same state: puts set, deletes remove, a deleted
+    /// collection stays deleted, remembered outcomes stay the first ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replaying_records_a_checkpoint_holds_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let name = CollectionName::parse("c", "name").unwrap();
+        {
+            let (engine, store) = open(tmp.path());
+            let c = engine
+                .create_collection(name.clone(), schema(), "")
+                .await
+                .unwrap();
+            c.create(Some(id("a")), fields("one"), true, "")
+                .await
+                .unwrap();
+            c.create(Some(id("b")), fields("two"), true, "")
+                .await
+                .unwrap();
+            let update = Update {
+                id: id("a"),
+                fields: fields("three"),
+                patch: Patch::Merge,
+                allow_missing: false,
+                expected_version: 0,
+            };
+            c.update(update, true, "req-a").await.unwrap();
+            c.delete(id("b"), 0, true, "").await.unwrap();
+            let gone = CollectionName::parse("gone", "name").unwrap();
+            engine
+                .create_collection(gone.clone(), schema(), "")
+                .await
+                .unwrap();
+            engine.delete_collection(&gone, "").await.unwrap();
+            // A checkpoint that claims to hold nothing of the log, taken
+            // after every write: a restart replays all of them over it.
+            let state = engine.capture_all(|| Ok(1)).unwrap();
+            assert_eq!(state.collections.len(), 1);
+            store.write_checkpoint(state, Instant::now()).unwrap();
+        }
+        for _ in 0..2 {
+            let (engine, store) = open(tmp.path());
+            assert_eq!(engine.collection_count(), 1);
+            let c = engine.collection(&name).unwrap();
+            let a = c.get(&id("a")).unwrap();
+            assert_eq!((a.version, a.fields["title"].as_str()), (2, Some("three")));
+            assert!(c.get(&id("b")).is_err());
+            assert_eq!(c.stats().document_count, 1);
+            let request = SearchRequest {
+                query: "three OR two OR one".into(),
+                ..Default::default()
+            };
+            let found = engine.search(&name, request).await.unwrap();
+            assert_eq!(found.total_size, 1, "the index holds a once");
+            let retried = Update {
+                id: id("a"),
+                fields: fields("three"),
+                patch: Patch::Merge,
+                allow_missing: false,
+                expected_version: 0,
+            };
+            assert_eq!(c.update(retried, true, "req-a").await.unwrap().version, 2);
+            // The second round starts from a checkpoint of the replayed state.
+            store.checkpoint(&engine).unwrap();
+        }
+    }
 }

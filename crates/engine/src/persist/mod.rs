@@ -15,3 +15,6 @@ pub use capture::{Captured, CheckpointState, Loaded};
 pub use log::{Appended, Condition, Entry, MemoryLog, WriteLog};
 pub use record::{CollectionDef, LogOp};
 pub use replay::{Replay, Replayed};
+
+#[cfg(test)]
+mod tests;
