@@ -391,8 +391,11 @@ mod tests {
         }
     }
 
-    /// The records of the log in `dir` from `from`, by (seq, uid).
-    fn read(dir: &Path, from: u64) -> Result<(Vec<(u64, u64)>, Arc<Journal>)> {
+    /// (seq, uid) of each record read back.
+    type Seen = Vec<(u64, u64)>;
+
+    /// The records of the log in `dir` from `from`, and the log reopened.
+    fn read(dir: &Path, from: u64) -> Result<(Seen, Arc<Journal>)> {
         let mut seen = Vec::new();
         let recovered = Journal::recover(dir, Fsync::Always, from, |record| {
             let Op::Delete { uid, .. } = record.op else {
