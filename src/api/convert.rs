@@ -9,10 +9,10 @@ use super::pb;
 use super::status::invalid;
 use super::value::{fields_to_struct, struct_to_fields};
 use crate::engine::{
-    Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, Explanation, FacetCounts,
-    FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight, MAX_FRAGMENT_SIZE,
-    MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest, SearchResults, Syntax,
-    Token,
+    Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
+    FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
+    MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest,
+    SearchResults, Syntax, Token,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -442,5 +442,17 @@ fn wire_facet(counts: FacetCounts) -> pb::FacetResult {
                 count: count as i64,
             })
             .collect(),
+    }
+}
+
+/// An error of a document write with its location on the wire: the engine
+/// names a field of the document it was given (`fields.date`), which the
+/// request carries as `document.fields.date`.
+pub fn in_document(err: EngineError) -> EngineError {
+    match &err {
+        EngineError::InvalidArgument { field, .. } if field.starts_with("fields") => {
+            err.within("document")
+        }
+        _ => err,
     }
 }

@@ -49,7 +49,9 @@ impl CollectionService for CollectionHandler {
         // Synonym sets may be large (a request of megabytes): parsed off the
         // async workers.
         let schema = tokio::task::spawn_blocking(move || {
-            CollectionSchema::new(&specs)?.with_synonyms(&synonyms)
+            CollectionSchema::new(&specs)
+                .and_then(|schema| schema.with_synonyms(&synonyms))
+                .map_err(|e| e.within("collection"))
         })
         .await
         .map_err(|e| crate::engine::EngineError::Internal(format!("schema task failed: {e}")))

@@ -53,6 +53,7 @@ impl DocumentService for DocumentHandler {
         let doc = collection
             .create(id, fields, !async_visibility, &request_id)
             .await
+            .map_err(api::in_document)
             .or_status()?;
         Ok(Response::new(api::wire_document(doc)))
     }
@@ -108,6 +109,7 @@ impl DocumentService for DocumentHandler {
         let doc = collection
             .update(update, !async_visibility, &request_id)
             .await
+            .map_err(api::in_document)
             .or_status()?;
         Ok(Response::new(api::wire_document(doc)))
     }

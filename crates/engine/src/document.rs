@@ -421,7 +421,7 @@ pub fn prepare(
         let Some(value) = fields.get_mut(def.name.as_str()) else {
             continue;
         };
-        let path = || format!("document.fields.{}", def.name);
+        let path = || format!("fields.{}", def.name);
         index_value(&mut doc, field, def.ty, value, &path)?;
         if let (Some(raw), Value::String(text)) = (raw, &*value) {
             doc.add_text(raw, text);
@@ -442,7 +442,7 @@ fn index_value(
             path(),
             format!(
                 "field {} is {} but the value is {}",
-                path().trim_start_matches("document.fields."),
+                path().trim_start_matches("fields."),
                 describe_type(ty),
                 describe_value(value)
             ),
@@ -473,7 +473,7 @@ fn index_value(
                         path(),
                         format!(
                             "field {} is INTEGER: {n} is not a whole number within ±2^53",
-                            path().trim_start_matches("document.fields.")
+                            path().trim_start_matches("fields.")
                         ),
                     )
                 })?;
@@ -494,7 +494,7 @@ fn index_value(
                     path(),
                     format!(
                         "field {} is TIMESTAMP: {message}",
-                        path().trim_start_matches("document.fields.")
+                        path().trim_start_matches("fields.")
                     ),
                 )
             })?;
@@ -596,17 +596,17 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_field() {
-        check(json!({"title": 1}), Err("document.fields.title"));
-        check(json!({"tags": ["a", 1]}), Err("document.fields.tags"));
-        check(json!({"n": 1.5}), Err("document.fields.n"));
-        check(json!({"n": 9007199254740993i64}), Err("document.fields.n"));
-        check(json!({"n": 1e300}), Err("document.fields.n"));
-        check(json!({"n": "1"}), Err("document.fields.n"));
-        check(json!({"x": "1.5"}), Err("document.fields.x"));
-        check(json!({"b": "true"}), Err("document.fields.b"));
-        check(json!({"date": "yesterday"}), Err("document.fields.date"));
-        check(json!({"date": "2021-02-30"}), Err("document.fields.date"));
-        check(json!({"title": ["a"]}), Err("document.fields.title"));
+        check(json!({"title": 1}), Err("fields.title"));
+        check(json!({"tags": ["a", 1]}), Err("fields.tags"));
+        check(json!({"n": 1.5}), Err("fields.n"));
+        check(json!({"n": 9007199254740993i64}), Err("fields.n"));
+        check(json!({"n": 1e300}), Err("fields.n"));
+        check(json!({"n": "1"}), Err("fields.n"));
+        check(json!({"x": "1.5"}), Err("fields.x"));
+        check(json!({"b": "true"}), Err("fields.b"));
+        check(json!({"date": "yesterday"}), Err("fields.date"));
+        check(json!({"date": "2021-02-30"}), Err("fields.date"));
+        check(json!({"title": ["a"]}), Err("fields.title"));
     }
 
     #[test]

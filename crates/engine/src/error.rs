@@ -97,6 +97,25 @@ impl EngineError {
     }
 }
 
+impl EngineError {
+    /// This error with its field named inside `parent`: the engine names a
+    /// location in the value it was given (`fields[2].name` of a schema),
+    /// the caller says where that value came from (`collection`).
+    pub fn within(self, parent: &str) -> Self {
+        match self {
+            EngineError::InvalidArgument { field, message } => EngineError::InvalidArgument {
+                field: if field.is_empty() {
+                    parent.to_owned()
+                } else {
+                    format!("{parent}.{field}")
+                },
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 impl From<tantivy::TantivyError> for EngineError {
     fn from(err: tantivy::TantivyError) -> Self {
         EngineError::Internal(format!("index: {err}"))

@@ -185,7 +185,7 @@ impl Engine {
     ) -> Result<Arc<Collection>> {
         self.check_ready()?;
         let log = self.log()?;
-        let tag = RequestTag::new(request_id, format!("CreateCollection {name}"))?;
+        let tag = RequestTag::new(request_id, format!("create collection {name}"))?;
         let (collection, position) = {
             let mut collections = self.collections.write();
             if let Some(outcome) = self.remembered(&tag)? {
@@ -281,7 +281,7 @@ impl Engine {
     pub async fn delete_collection(&self, name: &CollectionName, request_id: &str) -> Result<()> {
         self.check_ready()?;
         let log = self.log()?;
-        let tag = RequestTag::new(request_id, format!("DeleteCollection {name}"))?;
+        let tag = RequestTag::new(request_id, format!("delete collection {name}"))?;
         let position = {
             let mut collections = self.collections.write();
             if self.remembered(&tag)?.is_some() {

@@ -114,21 +114,21 @@ pub struct CollectionSchema {
 pub const MAX_FIELDS: usize = 256;
 
 impl CollectionSchema {
-    /// Validates `specs`; errors name `collection.fields[i].…`.
+    /// Validates `specs`; errors name `fields[i].…`.
     pub fn new(specs: &[FieldSpec]) -> Result<Self> {
         if specs.len() > MAX_FIELDS {
             return Err(EngineError::invalid(
-                "collection.fields",
+                "fields",
                 format!("{} fields declared; the limit is {MAX_FIELDS}", specs.len()),
             ));
         }
         let mut seen = HashSet::new();
         let mut fields = Vec::with_capacity(specs.len());
         for (i, spec) in specs.iter().enumerate() {
-            let def = validate_field(spec, &format!("collection.fields[{i}]"))?;
+            let def = validate_field(spec, &format!("fields[{i}]"))?;
             if !seen.insert(def.name.clone()) {
                 return Err(EngineError::invalid(
-                    format!("collection.fields[{i}].name"),
+                    format!("fields[{i}].name"),
                     format!("duplicate field name {:?}", spec.name),
                 ));
             }
@@ -404,32 +404,32 @@ mod tests {
 
     #[test]
     fn rejects_bad_fields() {
-        assert_eq!(error_field(&[spec("a", None)]), "collection.fields[0].type");
+        assert_eq!(error_field(&[spec("a", None)]), "fields[0].type");
         assert_eq!(
             error_field(&[
                 spec("a", Some(FieldType::Text)),
                 spec("a", Some(FieldType::Keyword))
             ]),
-            "collection.fields[1].name"
+            "fields[1].name"
         );
         assert_eq!(
             error_field(&[spec("1a", Some(FieldType::Text))]),
-            "collection.fields[0].name"
+            "fields[0].name"
         );
         let mut s = spec("t", Some(FieldType::Text));
         s.sortable = true;
-        assert_eq!(error_field(&[s]), "collection.fields[0].sortable");
+        assert_eq!(error_field(&[s]), "fields[0].sortable");
         let mut s = spec("t", Some(FieldType::Text));
         s.analyzer = "klingon".into();
-        assert_eq!(error_field(&[s]), "collection.fields[0].analyzer");
+        assert_eq!(error_field(&[s]), "fields[0].analyzer");
         let mut s = spec("n", Some(FieldType::Integer));
         s.analyzer = "english".into();
-        assert_eq!(error_field(&[s]), "collection.fields[0].analyzer");
+        assert_eq!(error_field(&[s]), "fields[0].analyzer");
         let mut s = spec("n", Some(FieldType::Integer));
         s.boost = -1.0;
-        assert_eq!(error_field(&[s]), "collection.fields[0].boost");
+        assert_eq!(error_field(&[s]), "fields[0].boost");
         let mut s = spec("n", Some(FieldType::Integer));
         s.boost = f32::NAN;
-        assert_eq!(error_field(&[s]), "collection.fields[0].boost");
+        assert_eq!(error_field(&[s]), "fields[0].boost");
     }
 }

@@ -209,10 +209,30 @@ impl From<TagRecord> for RequestTag {
     fn from(record: TagRecord) -> Self {
         RequestTag {
             id: record.id,
-            fingerprint: record.fingerprint,
+            fingerprint: current_fingerprint(record.fingerprint),
             at: record.at,
         }
     }
+}
+
+/// Fingerprints written before the engine named its own operations began
+/// with the RPC's name (`CreateDocument news/a1`): read back in today's form
+/// (`create document news/a1`), so that a retry across an upgrade still
+/// finds its first outcome.
+fn current_fingerprint(fingerprint: String) -> String {
+    const RENAMED: [(&str, &str); 5] = [
+        ("CreateDocument ", "create document "),
+        ("UpdateDocument ", "update document "),
+        ("DeleteDocument ", "delete document "),
+        ("CreateCollection ", "create collection "),
+        ("DeleteCollection ", "delete collection "),
+    ];
+    for (old, new) in RENAMED {
+        if let Some(target) = fingerprint.strip_prefix(old) {
+            return format!("{new}{target}");
+        }
+    }
+    fingerprint
 }
 
 /// The on-disk form of an optional request tag.
@@ -394,4 +414,24 @@ pub fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<()> {
 /// Decodes a frame's payload.
 pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> std::result::Result<T, String> {
     postcard::from_bytes(payload).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_of_older_records_read_back_in_the_current_form() {
+        let tag = |fingerprint: &str| {
+            RequestTag::from(TagRecord {
+                id: "r".into(),
+                fingerprint: fingerprint.into(),
+                at: 1,
+            })
+            .fingerprint
+        };
+        assert_eq!(tag("CreateDocument news/a1"), "create document news/a1");
+        assert_eq!(tag("DeleteCollection news"), "delete collection news");
+        assert_eq!(tag("update document news/a1"), "update document news/a1");
+    }
 }

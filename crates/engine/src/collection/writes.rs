@@ -27,7 +27,10 @@ impl Collection {
         request_id: &str,
     ) -> Result<Document> {
         let target = id.as_ref().map_or("", |id| id.as_str());
-        let tag = RequestTag::new(request_id, format!("CreateDocument {}/{target}", self.name))?;
+        let tag = RequestTag::new(
+            request_id,
+            format!("create document {}/{target}", self.name),
+        )?;
         let this = self.clone();
         let (doc, seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();
@@ -49,7 +52,7 @@ impl Collection {
         wait: bool,
         request_id: &str,
     ) -> Result<Document> {
-        let fingerprint = format!("UpdateDocument {}/{}", self.name, update.id);
+        let fingerprint = format!("update document {}/{}", self.name, update.id);
         let tag = RequestTag::new(request_id, fingerprint)?;
         let this = self.clone();
         let (doc, seq, log_seq) = blocking(move || {
@@ -73,7 +76,7 @@ impl Collection {
         wait: bool,
         request_id: &str,
     ) -> Result<()> {
-        let tag = RequestTag::new(request_id, format!("DeleteDocument {}/{id}", self.name))?;
+        let tag = RequestTag::new(request_id, format!("delete document {}/{id}", self.name))?;
         let this = self.clone();
         let (seq, log_seq) = blocking(move || {
             let mut state = this.write.lock();

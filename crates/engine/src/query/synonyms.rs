@@ -39,18 +39,18 @@ pub struct Synonyms {
 }
 
 impl Synonyms {
-    /// Parses sets like `usa, united states, america`; errors name `collection.synonyms[i]`.
+    /// Parses sets like `usa, united states, america`; errors name `synonyms[i]`.
     pub fn new(sets: &[String]) -> Result<Self> {
         if sets.len() > MAX_SETS {
             return Err(EngineError::invalid(
-                "collection.synonyms",
+                "synonyms",
                 format!("{} synonym sets; the limit is {MAX_SETS}", sets.len()),
             ));
         }
         let mut out = Synonyms::default();
         let mut total = 0;
         for (i, set) in sets.iter().enumerate() {
-            let path = || format!("collection.synonyms[{i}]");
+            let path = || format!("synonyms[{i}]");
             let members: Vec<Vec<String>> = set
                 .split(',')
                 .map(|m| {
