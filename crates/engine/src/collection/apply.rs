@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tantivy::TantivyDocument;
 
-use super::{Collection, WriteState};
+use super::Collection;
+use super::write_state::WriteState;
 use crate::document::{self, Dictionary, StoredDoc};
 use crate::error::{EngineError, Result};
 use crate::names::DocId;

@@ -2,7 +2,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use tantivy::Term;
+
 use super::*;
+use crate::names::{CollectionName, DocId};
 
 /// A merge that ends after the last commit changes the index, not the view;
 /// `publish_merged` then publishes a view of the merged segment, so the view

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::super::error::{EngineError, Result};
-use super::{Collection, View, blocking};
+use super::core::blocking;
+use super::{Collection, View};
 
 impl Collection {
     /// Returns once every write applied so far is visible to search.

@@ -5,13 +5,41 @@
 
 use std::sync::Arc;
 
-use super::{Collection, ImportResult, Patch, Update, WriteState, blocking, outcome_document};
+use super::Collection;
+use super::core::{blocking, outcome_document};
+use super::write_state::WriteState;
 use crate::document::{self, Document, Fields, StoredDoc};
 use crate::error::{EngineError, Result};
 use crate::names::DocId;
 use crate::persist::{Condition, LogOp};
 use crate::requests::RequestTag;
 use crate::timestamp::now_micros;
+
+/// How an update treats the fields it is given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Patch {
+    /// Replace every field.
+    Replace,
+    /// Set or remove exactly these keys.
+    Keys(Vec<String>),
+    /// JSON merge-patch at the top level: given keys replace, null removes.
+    Merge,
+}
+
+/// An update of one document.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub id: DocId,
+    pub fields: Fields,
+    pub patch: Patch,
+    /// Create the document if it does not exist.
+    pub allow_missing: bool,
+    /// 0 means don't check.
+    pub expected_version: u64,
+}
+
+/// What one item of an import did.
+pub type ImportResult = Result<Document>;
 
 impl Collection {
     /// Creates a document; `None` generates an id. Returns once visible to search
@@ -152,7 +180,7 @@ impl Collection {
         conflict: impl FnOnce(u64) -> EngineError,
     ) -> Result<()> {
         let log = self.log()?;
-        match crate::append(log.as_ref(), op, condition)? {
+        match crate::engine::append(log.as_ref(), op, condition)? {
             Ok(position) => {
                 state.log_seq = position;
                 Ok(())

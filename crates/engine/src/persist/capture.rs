@@ -8,9 +8,9 @@ use tantivy::directory::{OwnedBytes, RamDirectory};
 
 use super::log::{Condition, Entry, WriteLog};
 use super::record::{CollectionDef, LogOp};
-use crate::Engine;
 use crate::collection::{Collection, DocMap};
 use crate::document::Dictionary;
+use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::names::CollectionName;
 use crate::requests::{Outcome, RequestTag};
