@@ -2,23 +2,16 @@
 //! domain types, and the one mapping from engine errors to gRPC statuses.
 
 mod convert;
+mod limits;
 pub mod methods;
 pub mod paging;
 mod status;
 mod value;
 
 pub use convert::*;
+pub use limits::{MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUERY_MESSAGE_BYTES};
 pub use status::{OrStatus, map_transport_status, status_from};
 pub use value::fields_to_struct;
-
-/// The largest request message DocumentService accepts (a document, a message of
-/// an import).
-pub const MAX_DECODING_MESSAGE_BYTES: usize = 16 << 20;
-/// The largest request message the other services accept: a search, a schema. A
-/// search of up to 1 MiB is always accepted.
-pub const MAX_QUERY_MESSAGE_BYTES: usize = 4 << 20;
-/// The largest response message sent (a page of up to 1000 documents).
-pub const MAX_ENCODING_MESSAGE_BYTES: usize = 256 << 20;
 
 /// Generated types and service stubs of package `trove.v1`.
 #[allow(clippy::all, missing_docs)]

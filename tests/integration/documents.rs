@@ -1,4 +1,8 @@
 //! DocumentService.
+//!
+//! Longer than most files: every method's contract (create, get, batch get,
+//! update and its patch modes, delete, list) is checked through the wire here,
+//! and the tests share their small helpers.
 
 use serde_json::json;
 use tonic::Code;

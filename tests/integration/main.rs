@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod collections;
+mod crash;
 mod documents;
 mod durable;
 mod harness;

@@ -1,6 +1,9 @@
 //! The benchmark: trove through gRPC against raw tantivy and SQLite FTS5 in
 //! process, and against a bare tonic server, on one corpus and one query set, in
 //! one run. Prints one table of absolute figures and ratios.
+//!
+//! Longer than most files: the phases of one run share its corpus, clients and
+//! table, and read best in the order they run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@
 //! limit a service can report.
 
 mod build;
+mod lex;
 mod parse;
 mod stats;
 mod synonyms;
