@@ -6,8 +6,8 @@
 //! documents charges their decompressed size here (which each compressed body
 //! states) before decompressing them.
 
-use super::document::StoredDoc;
-use super::error::{EngineError, Result};
+use crate::document::StoredDoc;
+use crate::error::{EngineError, Result};
 
 /// The most bytes of document JSON one response carries: four of the largest
 /// documents a request may write (16 MiB).

@@ -8,17 +8,18 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::analysis::Token;
 use crate::collection::Collection;
 use crate::error::{EngineError, Result};
 use crate::names::CollectionName;
-use crate::page_token::PageTokens;
 use crate::persist::{Appended, Condition, Entry, LogOp, MemoryLog, WriteLog};
-use crate::pins::{self, Pins};
 use crate::requests::{self, Outcome, RequestTag};
 use crate::schema::CollectionSchema;
+use crate::search::page_token::PageTokens;
+use crate::search::pins::{self, Pins};
 use crate::search::{self, SearchRequest, SearchResults};
-use crate::{analysis, search_pool, suggest};
+use crate::search::{pool as search_pool, suggest};
+use crate::text::analysis;
+use crate::text::analysis::Token;
 
 /// All collections, by name.
 pub struct Engine {

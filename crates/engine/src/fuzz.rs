@@ -7,12 +7,12 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
 
-use super::collection::Collection;
-use super::names::{CollectionName, DocId};
-use super::page_token::PageTokens;
-use super::query::{Builder, Operator, QueryOptions, Syntax, parse};
-use super::schema::{CollectionSchema, FieldSpec, FieldType};
-use super::{filter, order};
+use crate::collection::Collection;
+use crate::lang::query::{Builder, Operator, QueryOptions, Syntax, parse};
+use crate::lang::{filter, order};
+use crate::names::{CollectionName, DocId};
+use crate::schema::{CollectionSchema, FieldSpec, FieldType};
+use crate::search::page_token::PageTokens;
 
 /// Every field type (text on the english analyzer), and one synonym set.
 pub(crate) fn schema() -> CollectionSchema {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// The longest document id, in bytes.
 pub const MAX_ID_BYTES: usize = 512;

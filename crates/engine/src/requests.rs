@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::document::StoredDoc;
-use super::error::{EngineError, Result};
-use super::names::DocId;
-use super::timestamp::now_micros;
+use crate::document::StoredDoc;
+use crate::error::{EngineError, Result};
+use crate::names::DocId;
+use crate::timestamp::now_micros;
 
 /// How long a request id is remembered: one hour.
 pub const WINDOW_MICROS: i64 = 3600 * 1_000_000;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::collection::Collection;
-use super::names::{CollectionName, DocId};
-use super::page_token::PageTokens;
-use super::pins::Pins;
-use super::query::{Builder, Operator, QueryOptions, Syntax};
-use super::search::{self, Highlight, SearchRequest};
-use super::{filter, order};
+use crate::collection::Collection;
+use crate::lang::query::{Builder, Operator, QueryOptions, Syntax};
+use crate::lang::{filter, order};
+use crate::names::{CollectionName, DocId};
+use crate::search::page_token::PageTokens;
+use crate::search::pins::Pins;
+use crate::search::{self, Highlight, SearchRequest};
 
 const PIECES: &[&str] = &[
     "a",
@@ -86,7 +86,7 @@ impl Rng {
 }
 
 fn collection() -> Arc<Collection> {
-    let schema = super::fuzz::schema();
+    let schema = crate::fuzz::schema();
     Collection::standalone(CollectionName::parse("fuzz", "name").unwrap(), schema).unwrap()
 }
 

@@ -8,10 +8,10 @@ use tantivy::schema::{
     TextFieldIndexing, TextOptions,
 };
 
-use super::analysis::Analyzer;
-use super::error::{EngineError, Result};
-use super::names::FieldName;
-use super::query::Synonyms;
+use crate::error::{EngineError, Result};
+use crate::lang::query::Synonyms;
+use crate::names::FieldName;
+use crate::text::analysis::Analyzer;
 
 /// The internal tantivy field that holds the document id.
 pub(crate) const ID_FIELD: &str = "_id";

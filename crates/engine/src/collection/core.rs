@@ -13,16 +13,16 @@ use tantivy::directory::RamDirectory;
 use tantivy::{Index, IndexReader, ReloadPolicy, Term};
 use tokio::sync::watch;
 
-use crate::analysis;
 use crate::budget::ResponseBudget;
-use crate::directory::IndexDirectory;
 use crate::document::{Dictionary, Document, StoredDoc};
 use crate::error::{EngineError, Result};
-use crate::ids::IdCache;
+use crate::index::directory::IndexDirectory;
+use crate::index::ids::IdCache;
 use crate::names::{CollectionName, DocId};
 use crate::persist::{CollectionDef, Condition, Loaded, LogOp, WriteLog};
 use crate::requests::{Outcome, Requests};
 use crate::schema::CollectionSchema;
+use crate::text::analysis;
 use crate::timestamp::now_micros;
 
 use super::view::View;

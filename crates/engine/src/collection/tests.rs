@@ -13,8 +13,7 @@ use crate::names::{CollectionName, DocId};
 #[tokio::test]
 async fn a_merge_ended_after_the_last_commit_is_published() {
     let name = CollectionName::parse("merging", "name").unwrap();
-    let collection =
-        Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
+    let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
     collection.stop_merges();
     for i in 0..4 {
         let fields = json!({"title": format!("rust {i}")});
@@ -55,8 +54,7 @@ fn documents_holding(view: &View, term: Term) -> usize {
 #[tokio::test]
 async fn the_waiting_segment_keeps_only_the_last_version_of_a_document() {
     let name = CollectionName::parse("waiting", "name").unwrap();
-    let collection =
-        Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
+    let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
     let id = |s: &str| DocId::parse(s, "id").unwrap();
     let fields = |title: &str| json!({"title": title}).as_object().unwrap().clone();
     let replace = |i: &str, title: &str| Update {
@@ -125,8 +123,7 @@ async fn the_waiting_segment_keeps_only_the_last_version_of_a_document() {
 #[tokio::test]
 async fn the_writer_opens_at_the_first_write_and_closes_when_idle() {
     let name = CollectionName::parse("idle", "name").unwrap();
-    let collection =
-        Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
+    let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
     assert!(
         !collection.writer_open(),
         "an empty collection has no writer"

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::super::error::{EngineError, Result};
 use super::core::blocking;
 use super::{Collection, View};
+use crate::error::{EngineError, Result};
 
 impl Collection {
     /// Returns once every write applied so far is visible to search.

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tantivy::indexer::{AddOperation, IndexWriterOptions, SegmentWriter};
 use tantivy::{Index, IndexWriter, Segment, TantivyDocument, Term};
 
-use super::super::error::Result;
-use super::super::merging::SmallFirst;
-use super::super::names::DocId;
+use crate::error::Result;
+use crate::index::merging::SmallFirst;
+use crate::names::DocId;
 
 /// Memory budget of each indexing thread of a collection's `IndexWriter`
 /// (tantivy's minimum is 15 MB).

@@ -46,7 +46,7 @@ impl Collection {
     /// unless `wait` is false.
     ///
     /// A non-empty `request_id` makes a retry return the first outcome (see
-    /// [`super::requests`]); so for update and delete.
+    /// [`crate::requests`]); so for update and delete.
     pub async fn create(
         self: &Arc<Self>,
         id: Option<DocId>,

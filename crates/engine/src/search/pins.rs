@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::collection::View;
-use super::error::{EngineError, Result};
+use crate::collection::View;
+use crate::error::{EngineError, Result};
 
 /// How long a pin lasts after its last use, by default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);

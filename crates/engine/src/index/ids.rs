@@ -17,7 +17,7 @@ use tantivy::columnar::StrColumn;
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
-use super::schema::ID_FIELD;
+use crate::schema::ID_FIELD;
 
 /// The ids of one segment.
 pub struct SegmentIds {

@@ -18,6 +18,7 @@ use tantivy::query::Occur;
 use super::lex::{Tok, describe, lex};
 use super::{MAX_CLAUSES, MAX_DEPTH, MAX_QUERY_BYTES};
 use crate::error::{EngineError, Result};
+use crate::lang::cursor::Cursor;
 
 /// Which syntax a query is written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,11 +77,7 @@ pub enum LeafKind {
 }
 
 pub(super) fn syntax(position: usize, message: impl Into<String>) -> EngineError {
-    EngineError::Syntax {
-        field: "query",
-        position,
-        message: message.into(),
-    }
+    crate::lang::cursor::syntax("query", position, message)
 }
 
 /// Parses `query` in `syntax`; `None` for a query with no words (matches everything).
@@ -103,14 +100,12 @@ pub fn parse(query: &str, syntax: Syntax, operator: Operator) -> Result<Option<N
                 return Ok(None);
             }
             let mut parser = Parser {
-                tokens,
-                pos: 0,
-                end: chars.len(),
+                cursor: Cursor::new(tokens, chars.len(), "query"),
                 operator,
             };
             let node = parser.or(0)?;
-            if let Some((position, _)) = parser.tokens.get(parser.pos) {
-                return Err(self::syntax(*position, "unexpected ')'"));
+            if !parser.cursor.at_end() {
+                return Err(parser.cursor.error("unexpected ')'"));
             }
             Some(node)
         }
@@ -186,25 +181,22 @@ fn parse_simple(chars: &[char], operator: Operator) -> Option<Node> {
 }
 
 struct Parser {
-    tokens: Vec<(usize, Tok)>,
-    pos: usize,
-    end: usize,
+    cursor: Cursor<Tok>,
     operator: Operator,
 }
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
-        self.tokens.get(self.pos).map(|(_, t)| t)
+        self.cursor.peek()
     }
 
     fn here(&self) -> usize {
-        self.tokens.get(self.pos).map_or(self.end, |(p, _)| *p)
+        self.cursor.here()
     }
 
     fn or(&mut self, depth: usize) -> Result<Node> {
         let mut items = vec![self.and(depth)?];
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
+        while self.cursor.eat(&Tok::Or) {
             items.push(self.and(depth)?);
         }
         Ok(combine(Occur::Should, items))
@@ -212,8 +204,7 @@ impl Parser {
 
     fn and(&mut self, depth: usize) -> Result<Node> {
         let mut items = vec![self.list(depth)?];
-        while self.peek() == Some(&Tok::And) {
-            self.pos += 1;
+        while self.cursor.eat(&Tok::And) {
             items.push(self.list(depth)?);
         }
         Ok(combine(Occur::Must, items))
@@ -232,7 +223,7 @@ impl Parser {
                 Some(Tok::Or) => "'OR' needs a word, phrase or group on its left",
                 Some(Tok::And) => "'AND' needs a word, phrase or group on its left",
                 Some(_) => "empty group",
-                None if self.pos == 0 => "empty query",
+                None if self.cursor.at_start() => "empty query",
                 None => "expected a word, phrase or group",
             };
             return Err(syntax(self.here(), what));
@@ -253,7 +244,7 @@ impl Parser {
             _ => None,
         };
         if occur.is_some() {
-            self.pos += 1;
+            self.cursor.next();
         }
         let node = self.boosted(depth)?;
         Ok((occur.unwrap_or(default_occur(self.operator)), node))
@@ -263,7 +254,7 @@ impl Parser {
         let node = self.primary(depth)?;
         if let Some(Tok::Caret(boost)) = self.peek() {
             let boost = *boost;
-            self.pos += 1;
+            self.cursor.next();
             return Ok(Node::Boost(Box::new(node), boost));
         }
         Ok(node)
@@ -271,35 +262,33 @@ impl Parser {
 
     fn primary(&mut self, depth: usize) -> Result<Node> {
         let position = self.here();
-        match self.tokens.get(self.pos).cloned() {
-            Some((_, Tok::LParen)) => {
+        match self.cursor.peek().cloned() {
+            Some(Tok::LParen) => {
                 if depth >= MAX_DEPTH {
                     return Err(EngineError::invalid(
                         "query",
                         format!("query nests deeper than {MAX_DEPTH} levels of parentheses"),
                     ));
                 }
-                self.pos += 1;
+                self.cursor.next();
                 let inner = self.or(depth + 1)?;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(syntax(self.here(), "expected ')'"));
                 }
-                self.pos += 1;
+                self.cursor.next();
                 Ok(inner)
             }
-            Some((_, Tok::Atom { field, kind })) => {
-                self.pos += 1;
+            Some(Tok::Atom { field, kind }) => {
+                self.cursor.next();
                 Ok(Node::Leaf(Leaf {
                     field,
                     kind,
                     position,
                 }))
             }
-            Some((_, Tok::Caret(_))) => {
-                Err(syntax(position, "'^' must follow a word, phrase or group"))
-            }
-            Some((_, Tok::RParen)) => Err(syntax(position, "unexpected ')'")),
-            Some((_, tok)) => Err(syntax(position, format!("unexpected {}", describe(&tok)))),
+            Some(Tok::Caret(_)) => Err(syntax(position, "'^' must follow a word, phrase or group")),
+            Some(Tok::RParen) => Err(syntax(position, "unexpected ')'")),
+            Some(tok) => Err(syntax(position, format!("unexpected {}", describe(&tok)))),
             None => Err(syntax(position, "expected a word, phrase or group")),
         }
     }

@@ -5,18 +5,18 @@ use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Score};
 
-use super::budget::ResponseBudget;
-use super::collection::{Collection, View};
-use super::document::Document;
-use super::error::{EngineError, Result};
-use super::facet::{self, FacetCollector, FacetCounts, FacetRequest};
-use super::filter;
-use super::highlight::{self, FieldHighlight, Style};
-use super::order::{self, SortCollector};
-use super::page_token::{PageTokens, Position};
-use super::pins::Pins;
-use super::query::{BlendedStatistics, Builder, MarkKind, QueryOptions};
-use super::schema::FieldType;
+use crate::budget::ResponseBudget;
+use crate::collection::{Collection, View};
+use crate::document::Document;
+use crate::error::{EngineError, Result};
+use crate::lang::filter;
+use crate::lang::order::{self, SortCollector};
+use crate::lang::query::{BlendedStatistics, Builder, MarkKind, QueryOptions};
+use crate::schema::FieldType;
+use crate::search::facet::{self, FacetCollector, FacetCounts, FacetRequest};
+use crate::search::highlight::{self, FieldHighlight, Style};
+use crate::search::page_token::{PageTokens, Position};
+use crate::search::pins::Pins;
 
 /// The default page size of searches and lists.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -198,7 +198,7 @@ pub fn search(
 
     let mut hits = Vec::with_capacity(ranked.len());
     for (order::Sorted { score, address, .. }, (id, doc)) in ranked.into_iter().zip(stored) {
-        if super::search_pool::cancelled() {
+        if crate::search::pool::cancelled() {
             return Err(EngineError::Internal("the request was cancelled".into()));
         }
         let document = doc.to_document(&id)?;
@@ -303,8 +303,8 @@ fn stored_of<'v>(
     id: &str,
     address: DocAddress,
 ) -> Result<(
-    &'v super::names::DocId,
-    &'v std::sync::Arc<super::document::StoredDoc>,
+    &'v crate::names::DocId,
+    &'v std::sync::Arc<crate::document::StoredDoc>,
 )> {
     if id.is_empty() {
         return Err(EngineError::Internal(format!("no id for {address:?}")));
@@ -314,8 +314,8 @@ fn stored_of<'v>(
     })
 }
 
-fn id_key(id: &str) -> Result<super::names::DocId> {
-    super::names::DocId::parse(id, "id")
+fn id_key(id: &str) -> Result<crate::names::DocId> {
+    crate::names::DocId::parse(id, "id")
         .map_err(|e| EngineError::Internal(format!("stored id: {e}")))
 }
 

@@ -215,7 +215,7 @@ impl Synonyms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{Operator, Syntax, parse};
+    use crate::lang::query::{Operator, Syntax, parse};
 
     fn synonyms() -> Synonyms {
         Synonyms::new(&[

@@ -10,9 +10,9 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::error::{EngineError, Result};
-use super::ids::{IdCache, SegmentIds};
-use super::schema::{CollectionSchema, FieldType};
+use crate::error::{EngineError, Result};
+use crate::index::ids::{IdCache, SegmentIds};
+use crate::schema::{CollectionSchema, FieldType};
 
 /// One sort key.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,7 +216,7 @@ impl Collector for SortCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        if super::search_pool::cancelled() {
+        if crate::search::pool::cancelled() {
             return Err(tantivy::TantivyError::InternalError(
                 "the request was cancelled".into(),
             ));
@@ -392,11 +392,11 @@ mod tests {
 
     use serde_json::json;
 
-    use super::super::collection::Collection;
-    use super::super::names::{CollectionName, DocId};
-    use super::super::page_token::PageTokens;
-    use super::super::pins::Pins;
-    use super::super::search::{SearchRequest, search};
+    use crate::collection::Collection;
+    use crate::names::{CollectionName, DocId};
+    use crate::search::page_token::PageTokens;
+    use crate::search::pins::Pins;
+    use crate::search::{SearchRequest, search};
 
     /// Enough documents that each segment's collector trims its buffer many
     /// times, with many ties on the sort value and on the score.
@@ -406,8 +406,7 @@ mod tests {
     /// segments, which are not merged.
     async fn collection(refresh_every: usize) -> Arc<Collection> {
         let name = CollectionName::parse("sorting", "name").unwrap();
-        let collection =
-            Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
+        let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
         collection.stop_merges();
         for i in 0..DOCS {
             // Title lengths give "rust" different scores; `n` has 7 values.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 /// The nice value of search threads (0 is normal, 19 the lowest priority).
 const SEARCH_NICE: libc::c_int = 5;
@@ -114,7 +114,7 @@ fn work(queue: &Mutex<Receiver<Job>>) {
     }
     // The server's other threads ask for short time slices (`scheduling.rs`); a
     // search runs for milliseconds and takes the default.
-    super::scheduling::default_time_slice();
+    crate::scheduling::default_time_slice();
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),

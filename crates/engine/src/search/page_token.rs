@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::error::{EngineError, Result};
+use crate::error::{EngineError, Result};
 
 const VERSION: u8 = 2;
 /// version, offset, view id, fingerprint.

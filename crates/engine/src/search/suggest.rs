@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::collection::Collection;
-use super::error::{EngineError, Result};
-use super::schema::FieldType;
+use crate::collection::Collection;
+use crate::error::{EngineError, Result};
+use crate::schema::FieldType;
 
 /// The default number of suggestions.
 pub const DEFAULT_LIMIT: usize = 10;

@@ -9,9 +9,9 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 use time::{Date, Duration, Month, OffsetDateTime};
 
-use super::error::{EngineError, Result};
-use super::schema::{CollectionSchema, FieldType};
-use super::timestamp;
+use crate::error::{EngineError, Result};
+use crate::schema::{CollectionSchema, FieldType};
+use crate::timestamp;
 
 /// Default number of values of a term facet.
 pub const DEFAULT_SIZE: usize = 10;
@@ -529,16 +529,15 @@ mod tests {
     /// values, and next to a per-document (integer) facet.
     #[tokio::test]
     async fn counts_across_blocks_match_a_count_by_hand() {
-        use super::super::collection::Collection;
-        use super::super::names::{CollectionName, DocId};
-        use super::super::page_token::PageTokens;
-        use super::super::pins::Pins;
-        use super::super::search::{SearchRequest, search};
+        use crate::collection::Collection;
+        use crate::names::{CollectionName, DocId};
+        use crate::search::page_token::PageTokens;
+        use crate::search::pins::Pins;
+        use crate::search::{SearchRequest, search};
 
         const DOCS: usize = 1000;
         let name = CollectionName::parse("facets", "name").unwrap();
-        let collection =
-            Collection::standalone(name, super::super::fuzz::schema()).expect("a collection");
+        let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
         let mut tags_by_hand: HashMap<String, u64> = HashMap::new();
         let mut n_by_hand: HashMap<String, u64> = HashMap::new();
         for i in 0..DOCS {

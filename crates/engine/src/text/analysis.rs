@@ -7,7 +7,7 @@ use tantivy::tokenizer::{
     TextAnalyzer,
 };
 
-use super::stem::MemoStemmer;
+use crate::text::stem::MemoStemmer;
 
 /// Tokens longer than this many bytes are dropped (they are never words).
 const MAX_TOKEN_BYTES: usize = 255;

@@ -16,10 +16,11 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Index, Term};
 
-use super::error::{EngineError, Result};
-use super::query::text_query;
-use super::schema::{CollectionSchema, FieldType};
-use super::timestamp;
+use crate::error::{EngineError, Result};
+use crate::lang::cursor::Cursor;
+use crate::lang::query::text_query;
+use crate::schema::{CollectionSchema, FieldType};
+use crate::timestamp;
 
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 64 * 1024;
@@ -67,11 +68,7 @@ enum Tok {
 }
 
 fn syntax(position: usize, message: impl Into<String>) -> EngineError {
-    EngineError::Syntax {
-        field: "filter",
-        position,
-        message: message.into(),
-    }
+    crate::lang::cursor::syntax("filter", position, message)
 }
 
 fn lex(input: &str) -> Result<Vec<(usize, Tok)>> {
@@ -166,18 +163,16 @@ fn lex(input: &str) -> Result<Vec<(usize, Tok)>> {
 }
 
 struct Parser {
-    toks: Vec<(usize, Tok)>,
-    pos: usize,
-    end: usize,
+    cursor: Cursor<Tok>,
 }
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos).map(|(_, t)| t)
+        self.cursor.peek()
     }
 
     fn here(&self) -> usize {
-        self.toks.get(self.pos).map_or(self.end, |(p, _)| *p)
+        self.cursor.here()
     }
 
     fn expr(&mut self, depth: usize) -> Result<Expr> {
@@ -188,8 +183,7 @@ impl Parser {
             ));
         }
         let mut terms = vec![self.and(depth)?];
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
+        while self.cursor.eat(&Tok::Or) {
             terms.push(self.and(depth)?);
         }
         Ok(if terms.len() == 1 {
@@ -204,7 +198,7 @@ impl Parser {
         loop {
             match self.peek() {
                 Some(Tok::And) => {
-                    self.pos += 1;
+                    self.cursor.next();
                     terms.push(self.unary(depth)?);
                 }
                 Some(Tok::Or | Tok::RParen) | None => break,
@@ -221,7 +215,7 @@ impl Parser {
     fn unary(&mut self, depth: usize) -> Result<Expr> {
         match self.peek() {
             Some(Tok::Not | Tok::Minus) => {
-                self.pos += 1;
+                self.cursor.next();
                 if depth + 1 > MAX_DEPTH {
                     return Err(EngineError::invalid(
                         "filter",
@@ -236,18 +230,18 @@ impl Parser {
 
     fn primary(&mut self, depth: usize) -> Result<Expr> {
         let position = self.here();
-        match self.toks.get(self.pos).cloned() {
-            Some((_, Tok::LParen)) => {
-                self.pos += 1;
+        match self.cursor.peek().cloned() {
+            Some(Tok::LParen) => {
+                self.cursor.next();
                 let inner = self.expr(depth + 1)?;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(syntax(self.here(), "expected ')'"));
                 }
-                self.pos += 1;
+                self.cursor.next();
                 Ok(inner)
             }
-            Some((_, Tok::Word(field))) => {
-                self.pos += 1;
+            Some(Tok::Word(field)) => {
+                self.cursor.next();
                 let op = match self.peek() {
                     Some(Tok::Op(op)) => *op,
                     _ => {
@@ -259,12 +253,12 @@ impl Parser {
                         ));
                     }
                 };
-                self.pos += 1;
-                let value = match self.toks.get(self.pos).cloned() {
-                    Some((_, Tok::Word(v) | Tok::Quoted(v))) => v,
+                self.cursor.next();
+                let value = match self.cursor.peek().cloned() {
+                    Some(Tok::Word(v) | Tok::Quoted(v)) => v,
                     _ => return Err(syntax(self.here(), "expected a value")),
                 };
-                self.pos += 1;
+                self.cursor.next();
                 Ok(Expr::Compare {
                     field,
                     op,
@@ -297,13 +291,11 @@ pub fn parse(filter: &str) -> Result<Option<Expr>> {
         return Ok(None);
     }
     let mut parser = Parser {
-        toks,
-        pos: 0,
-        end: filter.chars().count(),
+        cursor: Cursor::new(toks, filter.chars().count(), "filter"),
     };
     let expr = parser.expr(0)?;
-    if parser.pos < parser.toks.len() {
-        return Err(syntax(parser.here(), "unexpected ')'"));
+    if !parser.cursor.at_end() {
+        return Err(parser.cursor.error("unexpected ')'"));
     }
     Ok(Some(expr))
 }

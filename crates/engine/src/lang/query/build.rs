@@ -276,7 +276,7 @@ impl<'a> Builder<'a> {
                 leaf.position,
                 format!(
                     "prefix and fuzzy terms take one word; {} is several",
-                    super::super::error::quote(word)
+                    crate::error::quote(word)
                 ),
             )),
         }

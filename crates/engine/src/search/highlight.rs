@@ -10,9 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use tantivy::tokenizer::TextAnalyzer;
 
-use super::analysis::{Token, tokens_of};
-use super::error::{EngineError, Result};
-use super::query::MarkKind;
+use crate::error::{EngineError, Result};
+use crate::lang::query::MarkKind;
+use crate::text::analysis::{Token, tokens_of};
 
 /// How snippets look.
 #[derive(Clone, Debug)]
@@ -96,7 +96,7 @@ pub fn highlight(
 
 /// An error once the request that runs this search has gone away.
 fn check_cancelled() -> Result<()> {
-    if super::search_pool::cancelled() {
+    if crate::search::pool::cancelled() {
         return Err(EngineError::Internal("the request was cancelled".into()));
     }
     Ok(())
@@ -316,7 +316,7 @@ fn escape_into(out: &mut String, chars: &[char]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::Analyzer;
+    use crate::text::analysis::Analyzer;
 
     fn style(fragment_size: usize, max_fragments: usize) -> Style {
         Style {

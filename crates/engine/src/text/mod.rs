@@ -1,0 +1,4 @@
+//! Text analysis: the analyzers fields are indexed with, and stemming.
+
+pub(crate) mod analysis;
+pub(crate) mod stem;
