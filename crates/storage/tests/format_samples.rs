@@ -6,7 +6,7 @@
 //! comes back, so a change that alters how logs or checkpoints are encoded, or
 //! how tantivy reads the index files, fails here rather than on a user's disk.
 //!
-//! `TROVE_WRITE_FORMAT_SAMPLE=1 cargo test --test format_samples` writes the
+//! `TROVE_WRITE_FORMAT_SAMPLE=1 cargo test -p trove-storage --test format_samples` writes the
 //! directory anew: only for a deliberate change of format, with the version in
 //! `DATA/FORMAT` raised and a reader for the old one kept.
 
