@@ -13,11 +13,7 @@ pub use limits::{MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUE
 pub use status::{OrStatus, map_transport_status, status_from};
 pub use value::fields_to_struct;
 
-/// Generated types and service stubs of package `trove.v1`.
-#[allow(clippy::all, missing_docs)]
-pub mod pb {
-    tonic::include_proto!("trove.v1");
-}
-
-/// The encoded descriptor set of `proto/` with its imports, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("trove_descriptor");
+/// Generated types, clients and service stubs of package `trove.v1`, and the
+/// descriptor set for reflection: from `trove-client`, which a calling service
+/// depends on alone.
+pub use trove_client::{FILE_DESCRIPTOR_SET, pb};

@@ -1,13 +1,13 @@
 //! Calling trove from a Rust service: the generated tonic clients and wire
-//! types are in `trove::api::pb`.
+//! types are in `trove_client::pb`.
 //!
 //! ```sh
 //! cargo run --release &                      # a server with the seeded `news`
-//! cargo run --example client -- http://127.0.0.1:50051
+//! cargo run -p trove-client --example search -- http://127.0.0.1:50051
 //! ```
 
-use trove::api::pb;
-use trove::api::pb::search_service_client::SearchServiceClient;
+use trove_client::pb;
+use trove_client::pb::search_service_client::SearchServiceClient;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,8 +1,12 @@
-//! Compiles `proto/` with protox (pure Rust, no system `protoc`) and hands the
-//! descriptor set to tonic-prost-build. The encoded descriptor set, including the
-//! imported `google/protobuf/*` files, is kept in `OUT_DIR` for server reflection.
+//! Compiles the workspace's `proto/` with protox (pure Rust, no system
+//! `protoc`) and hands the descriptor set to tonic-prost-build. The encoded
+//! descriptor set, including the imported `google/protobuf/*` files, is kept in
+//! `OUT_DIR` for the server's reflection.
 
 use std::{env, path::PathBuf};
+
+/// The contract, at the top of the workspace.
+const PROTO_ROOT: &str = "../../proto";
 
 const PROTOS: &[&str] = &[
     "proto/trove/v1/collection.proto",
@@ -18,10 +22,14 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed={PROTO_ROOT}");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
-    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+    let files: Vec<String> = PROTOS
+        .iter()
+        .map(|p| format!("{PROTO_ROOT}/{}", p.trim_start_matches("proto/")))
+        .collect();
+    let file_descriptors = protox::compile(&files, [PROTO_ROOT])?;
     std::fs::write(
         out_dir.join("trove_descriptor.bin"),
         prost::Message::encode_to_vec(&file_descriptors),
