@@ -5,11 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -28,20 +27,21 @@ use crate::middleware::metrics::MetricsLayer;
 use crate::middleware::shed::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
-use crate::storage::{DataDir, Snapshots, Store};
+use crate::storage::Snapshots;
 
 pub use crate::api::{
     MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUERY_MESSAGE_BYTES,
 };
+pub use tasks::{REFRESH_INTERVAL, WRITER_IDLE_TIMEOUT};
+
+mod startup;
+mod tasks;
+mod tls;
+
 /// HTTP/2 pings on idle connections find dead peers.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a ping may go unanswered before the connection is closed.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// A collection's index writer (and its threads) is closed after this long
-/// without a write.
-pub const WRITER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often pending asynchronous writes are made visible.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Serves a new engine configured by `config` on `listener` until `shutdown`
 /// completes. Health reports NOT_SERVING until the seeds are loaded.
@@ -64,29 +64,6 @@ pub fn engine_for(config: &Config) -> Arc<Engine> {
     Arc::new(engine.with_max_collections(config.max_collections))
 }
 
-/// Opens the data directory of `config`, if it names one, and replays it
-/// into `engine`. Blocking.
-fn open_store(engine: &Engine, config: &Config) -> anyhow::Result<Option<Store>> {
-    let Some(path) = &config.data_dir else {
-        return Ok(None);
-    };
-    let dir = DataDir {
-        path: path.clone(),
-        fsync: config.fsync,
-        checkpoint_bytes: config.checkpoint_bytes,
-    };
-    let (store, r) = Store::open(engine, dir)
-        .map_err(|err| anyhow::anyhow!("recovering the data directory: {err}"))?;
-    tracing::info!(
-        collections = r.collections,
-        documents = r.documents,
-        replayed = r.replayed,
-        seconds = r.seconds,
-        "recovered"
-    );
-    Ok(Some(store))
-}
-
 /// Serves `engine` on `listener` until `shutdown` completes (see [`run`]).
 pub async fn serve(
     engine: Arc<Engine>,
@@ -106,7 +83,7 @@ pub async fn serve(
     };
     if let Some(keys) = &keys {
         tracing::info!(keys = keys.len(), "API keys loaded");
-        spawn_key_reloader(keys.clone())?;
+        keys.clone().reload_on_hangup()?;
     }
     let (reporter, health) = tonic_health::server::health_reporter();
     set_status(&reporter, ServingStatus::NotServing).await;
@@ -172,7 +149,7 @@ pub async fn serve(
     if let Some(age) = config.max_connection_age {
         builder = builder.max_connection_age(age);
     }
-    if let Some(tls) = tls_config(&config)? {
+    if let Some(tls) = tls::tls_config(&config)? {
         builder = builder.tls_config(tls)?;
     }
     let server = builder
@@ -203,38 +180,13 @@ pub async fn serve(
     tracing::info!(%addr, "listening");
     let server = tokio::spawn(server);
 
-    let opened = tokio::task::spawn_blocking({
-        let (engine, config) = (engine.clone(), config.clone());
-        move || open_store(&engine, &config)
-    })
-    .await?;
-    let store = match opened {
-        Ok(store) => store.map(Arc::new),
+    let store = match startup::load(&engine, &config).await {
+        Ok(store) => store,
         Err(err) => {
             server.abort();
             return Err(err);
         }
     };
-    if let Some(dir) = &config.from_snapshot {
-        let (engine, dir) = (engine.clone(), dir.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            if engine.collection_count() > 0 {
-                return Ok(None);
-            }
-            crate::storage::restore_dir(&engine, &dir, &[]).map(Some)
-        })
-        .await?;
-        match loaded {
-            Ok(Some(info)) => {
-                tracing::info!(collections = info.collections.len(), "snapshot loaded")
-            }
-            Ok(None) => tracing::info!("the server has collections: snapshot not loaded"),
-            Err(err) => {
-                server.abort();
-                return Err(anyhow::anyhow!("loading the snapshot: {err}"));
-            }
-        }
-    }
     if !config.no_seeds {
         match seeds::load(&engine, &config.seeds).await {
             Ok(Some(n)) => {
@@ -247,45 +199,12 @@ pub async fn serve(
     set_status(&reporter, ServingStatus::Serving).await;
     tracing::info!("serving");
 
-    let sample_metrics = config.metrics_listen.is_some();
-    let refresher = tokio::spawn({
-        let (engine, store) = (engine.clone(), store.clone());
-        async move {
-            let mut tick = tokio::time::interval(REFRESH_INTERVAL);
-            loop {
-                tick.tick().await;
-                engine.refresh_all().await;
-                if sample_metrics {
-                    crate::middleware::metrics::sample(&engine);
-                }
-                // In the background: at most one runs, and refreshes go on meanwhile.
-                if let Some(store) = &store {
-                    let (store, engine) = (store.clone(), engine.clone());
-                    tokio::task::spawn_blocking(move || {
-                        if let Err(err) = store.maybe_checkpoint(&engine) {
-                            tracing::error!(%err, "checkpoint failed");
-                        }
-                    });
-                }
-            }
-        }
-    });
-    // Closes the index writers (and their threads) of collections nobody
-    // writes to; blocking, since a writer's merges must end first.
-    let closer = tokio::spawn({
-        let engine = engine.clone();
-        async move {
-            let mut tick = tokio::time::interval(WRITER_IDLE_TIMEOUT / 4);
-            loop {
-                tick.tick().await;
-                let engine = engine.clone();
-                let closed = tokio::task::spawn_blocking(move || {
-                    engine.close_idle_writers(WRITER_IDLE_TIMEOUT)
-                });
-                let _ = closed.await;
-            }
-        }
-    });
+    let refresher = tasks::spawn_refresher(
+        engine.clone(),
+        store.clone(),
+        config.metrics_listen.is_some(),
+    );
+    let closer = tasks::spawn_writer_closer(engine.clone());
     let result = server.await;
     refresher.abort();
     closer.abort();
@@ -312,50 +231,6 @@ fn request_span<B>(request: &http::Request<B>) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::debug_span!("request", method = %request.uri().path(), request_id = %id)
-}
-
-/// The TLS settings of `--tls-cert`, `--tls-key` and `--tls-client-ca`.
-fn tls_config(config: &Config) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let read = |path: &std::path::Path, what: &str| {
-        std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
-    };
-    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => (cert, key),
-        (None, None) => return Ok(None),
-        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
-    };
-    let identity = Identity::from_pem(
-        read(cert, "TLS certificate")?,
-        read(key, "TLS private key")?,
-    );
-    let mut tls = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &config.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "TLS client CA")?));
-    }
-    Ok(Some(tls))
-}
-
-/// Reloads `keys` on every SIGHUP; a file that does not load leaves the keys in
-/// use unchanged.
-fn spawn_key_reloader(keys: Arc<Keys>) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = signal(SignalKind::hangup())?;
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                match keys.reload() {
-                    Ok(count) => tracing::info!(keys = count, "API keys reloaded"),
-                    Err(err) => {
-                        tracing::error!("API keys not reloaded, the previous ones stay: {err:#}")
-                    }
-                }
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = keys;
-    Ok(())
 }
 
 async fn set_status(reporter: &HealthReporter, status: ServingStatus) {

@@ -331,6 +331,34 @@ where
     }
 }
 
+impl Keys {
+    /// Reloads these keys on every SIGHUP; a file that does not load leaves the
+    /// keys in use unchanged.
+    pub fn reload_on_hangup(self: Arc<Self>) -> anyhow::Result<()> {
+        let keys = self;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangups = signal(SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    match keys.reload() {
+                        Ok(count) => tracing::info!(keys = count, "API keys reloaded"),
+                        Err(err) => {
+                            tracing::error!(
+                                "API keys not reloaded, the previous ones stay: {err:#}"
+                            )
+                        }
+                    }
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        let _ = keys;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 //! go back to the default slice (and a lower priority, `search_pool.rs`): a search
 //! runs for milliseconds and gains nothing from waking sooner. On kernels without
 //! custom slices the request is accepted and ignored, or refused; either way
-//! nothing else changes. Measured in BENCHMARKS.md (the round on write visibility).
+//! nothing else changes. Measured in docs/decisions.md (the round on write visibility).
 //!
 //! Written by hand: `sched_setattr` has no wrapper in `libc`, and no crate for
 //! it is kept up.

@@ -5,7 +5,7 @@ use crate::error::{EngineError, Result};
 
 /// A zstd dictionary trained on a collection's first documents. News-like
 /// JSON documents of a few KB compress about a quarter smaller with one than
-/// alone (see BENCHMARKS.md), since each document then needn't spell out the
+/// alone (see docs/decisions.md), since each document then needn't spell out the
 /// field names and common words it shares with the others.
 pub struct Dictionary {
     id: u32,

@@ -22,7 +22,7 @@
 //! The threshold is low on purpose: an import commits segments of hundreds to
 //! thousands of documents, and with a threshold of 1,000 those under it merged
 //! apart from the rest, which changed when merges ended and left the server
-//! 25–33 MB larger after importing the benchmark's corpus.
+//! measurably larger after an import (docs/decisions.md).
 //!
 //! Written here rather than taken from a library: `MergePolicy` is tantivy's
 //! extension point for exactly this, and its one policy has the floor.
