@@ -1,8 +1,29 @@
 //! The full syntax's tokens: words, phrases and their modifiers, field
 //! prefixes, operators and parentheses, each with its character position.
 
-use super::parse::{LeafKind, syntax};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+
+/// What a leaf matches.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeafKind {
+    Word(String),
+    Phrase {
+        text: String,
+        slop: u32,
+    },
+    /// `word*`: words starting with this.
+    Prefix(String),
+    /// `word~` (automatic distance) or `word~N` (N edits, at most 2).
+    Fuzzy {
+        word: String,
+        distance: Option<u8>,
+    },
+}
+
+/// A syntax error in the query at `position`.
+pub(super) fn syntax(position: usize, message: impl Into<String>) -> EngineError {
+    crate::lang::cursor::syntax("query", position, message)
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Tok {

@@ -15,7 +15,8 @@
 
 use tantivy::query::Occur;
 
-use super::lex::{Tok, describe, lex};
+pub use super::lex::LeafKind;
+use super::lex::{Tok, describe, lex, syntax};
 use super::{MAX_CLAUSES, MAX_DEPTH, MAX_QUERY_BYTES};
 use crate::error::{EngineError, Result};
 use crate::lang::cursor::Cursor;
@@ -57,27 +58,6 @@ pub struct Leaf {
     pub kind: LeafKind,
     /// Character position in the query, for errors.
     pub position: usize,
-}
-
-/// What a leaf matches.
-#[derive(Clone, Debug, PartialEq)]
-pub enum LeafKind {
-    Word(String),
-    Phrase {
-        text: String,
-        slop: u32,
-    },
-    /// `word*`: words starting with this.
-    Prefix(String),
-    /// `word~` (automatic distance) or `word~N` (N edits, at most 2).
-    Fuzzy {
-        word: String,
-        distance: Option<u8>,
-    },
-}
-
-pub(super) fn syntax(position: usize, message: impl Into<String>) -> EngineError {
-    crate::lang::cursor::syntax("query", position, message)
 }
 
 /// Parses `query` in `syntax`; `None` for a query with no words (matches everything).
