@@ -122,7 +122,7 @@ impl Server {
 
     /// How many search snapshots page tokens pin now.
     pub fn pinned_snapshot_count(&self) -> usize {
-        self.engine.pinned_snapshots()
+        self.engine.pinned_views()
     }
 
     /// Creates collection `name` with the test schema (see [`test_fields`]).

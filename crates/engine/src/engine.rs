@@ -55,22 +55,22 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// An engine whose search page tokens pin snapshots for `snapshot_ttl` after
-    /// their last use, at most `max_snapshots` at once.
+    /// An engine whose search page tokens pin views for `pin_ttl` after their
+    /// last use, at most `max_pins` at once.
     /// Its writes go to a [`MemoryLog`].
-    pub fn new(snapshot_ttl: std::time::Duration, max_snapshots: usize) -> Self {
-        let engine = Engine::recovering(snapshot_ttl, max_snapshots);
+    pub fn new(pin_ttl: std::time::Duration, max_pins: usize) -> Self {
+        let engine = Engine::recovering(pin_ttl, max_pins);
         engine.start(Arc::new(MemoryLog::default()));
         engine
     }
 
     /// An empty engine that refuses requests until a replay (see
     /// [`Engine::replay`]) has loaded it and given it its log.
-    pub fn recovering(snapshot_ttl: std::time::Duration, max_snapshots: usize) -> Self {
+    pub fn recovering(pin_ttl: std::time::Duration, max_pins: usize) -> Self {
         Engine {
             collections: RwLock::default(),
             tokens: Arc::default(),
-            pins: Arc::new(Pins::new(snapshot_ttl, max_snapshots)),
+            pins: Arc::new(Pins::new(pin_ttl, max_pins)),
             log: OnceLock::new(),
             restoring: Mutex::new(()),
             requests: Arc::default(),
@@ -130,8 +130,8 @@ impl Engine {
         self.collections.read().len()
     }
 
-    /// How many search snapshots page tokens pin now.
-    pub fn pinned_snapshots(&self) -> usize {
+    /// How many views page tokens pin now.
+    pub fn pinned_views(&self) -> usize {
         self.pins.len()
     }
 

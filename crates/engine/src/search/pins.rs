@@ -1,4 +1,5 @@
-//! Pinned views: the snapshots that search page tokens walk through.
+//! Pinned views: the views of a collection that search page tokens walk
+//! through (not to be confused with snapshots, the on-disk copies).
 //!
 //! The first page of a search that has more pages pins the view it read; later
 //! pages read the same view, so paging neither skips nor repeats documents while
@@ -84,7 +85,7 @@ impl Pins {
 
 fn expired() -> EngineError {
     EngineError::PageTokenExpired(format!(
-        "the snapshot this page token walks was released (pins last {} minutes after their last use); start again from the first page",
+        "the view this page token walks was released (pins last {} minutes after their last use); start again from the first page",
         DEFAULT_TTL.as_secs() / 60
     ))
 }
