@@ -17,6 +17,7 @@ mod fixed;
 mod load;
 mod peers;
 mod queries;
+mod real;
 mod server;
 mod stats;
 
