@@ -14,12 +14,12 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::queries::BenchQuery;
 use crate::stats::Latencies;
 
+/// A document: its id and fields.
+pub type Doc = (String, Map<String, Value>);
+
 /// The documents of `dir/corpus.jsonl` (at most `limit`) and the queries of
 /// `dir/queries.txt`: words, or a quoted two-word phrase.
-pub fn load(
-    dir: &Path,
-    limit: usize,
-) -> anyhow::Result<(Vec<(String, Map<String, Value>)>, Vec<BenchQuery>)> {
+pub fn load(dir: &Path, limit: usize) -> anyhow::Result<(Vec<Doc>, Vec<BenchQuery>)> {
     let corpus = dir.join("corpus.jsonl");
     let text = std::fs::read_to_string(&corpus).with_context(|| {
         format!(
