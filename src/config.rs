@@ -154,6 +154,11 @@ pub struct Config {
     /// RestoreSnapshot beyond it are RESOURCE_EXHAUSTED.
     #[arg(long, env = "TROVE_MAX_COLLECTIONS", default_value_t = crate::engine::DEFAULT_MAX_COLLECTIONS)]
     pub max_collections: usize,
+    /// When responses are compressed (gzip or zstd, as the client accepts):
+    /// `auto` when the request itself was compressed, `always` whenever the
+    /// client accepts it, `never`.
+    #[arg(long, env = "TROVE_COMPRESS_RESPONSES", value_enum, default_value_t = CompressResponses::Auto)]
+    pub compress_responses: CompressResponses,
     /// Allow listening on a non-loopback address without API keys.
     #[arg(long, env = "TROVE_INSECURE")]
     pub insecure: bool,
@@ -194,6 +199,19 @@ impl Config {
             (None, None) => PathBuf::from("snapshots"),
         }
     }
+}
+
+/// When the server compresses its responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressResponses {
+    /// When the request was compressed: a client that compresses what it sends
+    /// has asked for compression; one that only accepts it (grpcio, grpc-go and
+    /// grpc-java advertise gzip on every channel) is served uncompressed, which
+    /// costs less CPU than it saves on a fast network.
+    Auto,
+    /// Whenever the client accepts an encoding the server has.
+    Always,
+    Never,
 }
 
 /// Parses `always` or `interval=DURATION` (`100ms`, `1s`).
@@ -252,6 +270,7 @@ impl Config {
             max_collections: crate::engine::DEFAULT_MAX_COLLECTIONS,
             receive_timeout: std::time::Duration::from_secs(10),
             send_timeout: std::time::Duration::from_secs(30),
+            compress_responses: CompressResponses::Auto,
             insecure: false,
         }
     }

@@ -168,6 +168,9 @@ pub async fn serve(
             config.send_timeout,
         ))
         .layer(WireStatusLayer)
+        .layer(crate::middleware::compression::layer(
+            config.compress_responses,
+        ))
         .layer(AuthLayer::new(keys))
         .add_service(health)
         .add_service(reflection_v1)

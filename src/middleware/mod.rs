@@ -4,6 +4,7 @@
 //! from the one method table (`api::methods`).
 
 pub mod auth;
+pub mod compression;
 pub mod metrics;
 pub mod shed;
 mod wire_status;

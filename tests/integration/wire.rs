@@ -12,7 +12,6 @@ use tonic_reflection::pb::v1alpha::ServerReflectionRequest as AlphaReflectionReq
 use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
 use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
 use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
-use trove::api::pb;
 
 use crate::harness::{Server, query};
 
@@ -281,28 +280,65 @@ async fn unreadable_grpc_frames_are_invalid_argument() {
     s.stop().await;
 }
 
+/// The encoding of a search's response for a client that sends `send`
+/// (identity if `None`) and accepts `accept`.
+async fn response_encoding(
+    s: &Server,
+    send: Option<tonic::codec::CompressionEncoding>,
+    accept: tonic::codec::CompressionEncoding,
+) -> Option<String> {
+    let mut client =
+        trove::api::pb::search_service_client::SearchServiceClient::new(s.channel.clone())
+            .accept_compressed(accept);
+    if let Some(send) = send {
+        client = client.send_compressed(send);
+    }
+    let response = client.search(query("c", "squeeze")).await.unwrap();
+    let encoding = response
+        .metadata()
+        .get("grpc-encoding")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(response.into_inner().hits.len(), 1);
+    encoding
+}
+
 #[tokio::test]
 async fn compressed_requests_and_responses() {
+    use tonic::codec::CompressionEncoding::{Gzip, Zstd};
     let mut s = Server::start().await;
     s.create_test_collection("c").await;
     s.put("c", "z", serde_json::json!({"title": "squeeze"}))
         .await;
-    for encoding in [
-        tonic::codec::CompressionEncoding::Gzip,
-        tonic::codec::CompressionEncoding::Zstd,
-    ] {
-        let mut client =
-            trove::api::pb::search_service_client::SearchServiceClient::new(s.channel.clone())
-                .send_compressed(encoding)
-                .accept_compressed(encoding);
-        let found = client
-            .search(query("c", "squeeze"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(found.hits.len(), 1, "{encoding:?}");
+    // By default a response is compressed when its request was.
+    for (encoding, name) in [(Gzip, "gzip"), (Zstd, "zstd")] {
+        let got = response_encoding(&s, Some(encoding), encoding).await;
+        assert_eq!(got.as_deref(), Some(name));
+        // Accepting an encoding (as grpcio's channels do) is not asking for it.
+        assert_eq!(response_encoding(&s, None, encoding).await, None);
     }
-    let _: pb::SearchResponse = s.find(query("c", "")).await;
+    s.stop().await;
+
+    // `--compress-responses always`: whenever the client accepts it.
+    let mut config = trove::config::Config::for_tests();
+    config.compress_responses = trove::config::CompressResponses::Always;
+    let mut s = Server::start_with(config).await;
+    s.create_test_collection("c").await;
+    s.put("c", "z", serde_json::json!({"title": "squeeze"}))
+        .await;
+    assert_eq!(
+        response_encoding(&s, None, Gzip).await.as_deref(),
+        Some("gzip")
+    );
+    s.stop().await;
+
+    // `never`: not even for a client that compresses.
+    let mut config = trove::config::Config::for_tests();
+    config.compress_responses = trove::config::CompressResponses::Never;
+    let mut s = Server::start_with(config).await;
+    s.create_test_collection("c").await;
+    s.put("c", "z", serde_json::json!({"title": "squeeze"}))
+        .await;
+    assert_eq!(response_encoding(&s, Some(Zstd), Zstd).await, None);
     s.stop().await;
 }
 
