@@ -205,6 +205,11 @@ impl ReadMask {
         Ok(out)
     }
 
+    /// Whether the mask keeps any of a document's fields.
+    pub fn keeps_fields(&self) -> bool {
+        self.all || self.all_fields || self.fields.is_some()
+    }
+
     /// The masked document on the wire.
     pub fn apply(&self, doc: Document) -> pb::Document {
         if self.all {
@@ -360,6 +365,7 @@ pub fn search_request(
                 prefix_last_word,
             },
             explain,
+            without_fields: !mask.keeps_fields(),
         },
         mask,
     ))

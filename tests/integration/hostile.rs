@@ -196,6 +196,15 @@ async fn a_response_of_highly_compressible_documents_is_bounded() {
     let err = search.search(all.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("page_size"), "{err:?}");
+    // A read mask without fields decompresses nothing, so the page fits.
+    let mut ids_only = all.clone();
+    ids_only.read_mask = Some(prost_types::FieldMask {
+        paths: vec!["id".into(), "version".into()],
+    });
+    let page = search.search(ids_only).await.unwrap().into_inner();
+    assert_eq!(page.hits.len(), 8);
+    let first = page.hits[0].document.as_ref().unwrap();
+    assert!(first.id.starts_with('d') && first.version == 1 && first.fields.is_none());
     all.page_size = 2;
     assert_eq!(search.search(all).await.unwrap().into_inner().hits.len(), 2);
     let one = documents

@@ -165,6 +165,7 @@ async fn random_text_never_panics() {
                     facets: Vec::new(),
                     options: options.clone(),
                     explain: rng.next() % 2 == 0,
+                    without_fields: rng.next() % 2 == 0,
                 };
                 let _ = search::search(&collection, &tokens, &pins, &request);
             }

@@ -218,6 +218,17 @@ impl StoredDoc {
         })
     }
 
+    /// The document's id and metadata, with no fields: nothing is decompressed.
+    pub fn to_document_without_fields(&self, id: &DocId) -> Document {
+        Document {
+            id: id.clone(),
+            fields: Fields::new(),
+            version: self.version,
+            create_time: self.create_time,
+            update_time: self.update_time,
+        }
+    }
+
     /// Bytes this document holds in memory (the compressed body and the header).
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.body.len()

@@ -57,6 +57,10 @@ pub struct SearchRequest {
     pub options: QueryOptions,
     /// Explain each hit's score.
     pub explain: bool,
+    /// Hits carry their documents' metadata without their fields (the read
+    /// mask names none): no stored document is decompressed, and none counts
+    /// against the response budget. Highlighting still reads the fields.
+    pub without_fields: bool,
 }
 
 /// One hit.
@@ -184,15 +188,16 @@ pub fn search(
         None => Vec::new(),
     };
 
-    // The page's documents must fit in one response: checked before any of
-    // them is decompressed.
     // The page's documents must fit in one response: looked up once and
     // charged before any of them is decompressed.
+    let read_fields = !request.without_fields || highlight.is_some();
     let mut budget = ResponseBudget::new("page_size");
     let mut stored = Vec::with_capacity(ranked.len());
     for sorted in &ranked {
         let (id, doc) = stored_of(&view, &sorted.id, sorted.address)?;
-        budget.charge(doc)?;
+        if read_fields {
+            budget.charge(doc)?;
+        }
         stored.push((id.clone(), doc.clone()));
     }
 
@@ -201,7 +206,11 @@ pub fn search(
         if crate::search::pool::cancelled() {
             return Err(EngineError::Internal("the request was cancelled".into()));
         }
-        let document = doc.to_document(&id)?;
+        let document = if read_fields {
+            doc.to_document(&id)?
+        } else {
+            doc.to_document_without_fields(&id)
+        };
         let mut highlights = Vec::new();
         if let Some((_, style)) = &highlight {
             for (name, analyzer, raw, field_marks) in &mut analyzers {
