@@ -44,7 +44,7 @@ pub struct ImportArgs {
     /// The collection to load into; it must exist.
     #[arg(long)]
     pub collection: String,
-    /// The server.
+    /// The server: `HOST:PORT` (as `--listen` takes it) or a URI (`http://…`).
     #[arg(long, env = "TROVE_ADDR", default_value = DEFAULT_ADDR)]
     pub addr: String,
     /// Return before the documents are searchable (they become so within a second).
@@ -53,6 +53,9 @@ pub struct ImportArgs {
     /// No progress bar (a summary is still printed).
     #[arg(long)]
     pub quiet: bool,
+    /// Exit with status 0 even when some lines failed (they are still listed).
+    #[arg(long)]
+    pub allow_failures: bool,
     /// A `.jsonl` file, or a directory of `*.txt` articles that start with `date YYYY-MM-DD`.
     pub path: PathBuf,
 }

@@ -45,9 +45,19 @@ struct Item {
     bytes: u64,
 }
 
+/// The URI of `--addr`: `HOST:PORT` (as `--listen` takes it) means plain
+/// HTTP/2 on that address; a URI with a scheme is taken as it is.
+fn endpoint_uri(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Runs an import and prints a summary; the progress bar goes to stderr when asked.
 pub async fn run(args: &ImportArgs, progress: bool) -> anyhow::Result<Summary> {
-    let channel = Channel::from_shared(args.addr.clone())
+    let channel = Channel::from_shared(endpoint_uri(&args.addr))
         .context("invalid --addr")?
         .connect()
         .await
@@ -297,4 +307,17 @@ fn read_jsonl(path: &Path, sink: &Sink) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_scheme_is_plain_http() {
+        assert_eq!(endpoint_uri("127.0.0.1:50061"), "http://127.0.0.1:50061");
+        assert_eq!(endpoint_uri("localhost:1"), "http://localhost:1");
+        assert_eq!(endpoint_uri("https://example:443"), "https://example:443");
+        assert_eq!(endpoint_uri("http://[::1]:50051"), "http://[::1]:50051");
+    }
 }

@@ -14,13 +14,24 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod process;
 
-fn main() -> anyhow::Result<()> {
+/// Errors end the process with one line on stderr and status 1: they are the
+/// user's to act on (a flag, an address, a file), and a backtrace (with
+/// `RUST_BACKTRACE` set, as on many developer machines) would bury the reason.
+fn main() -> std::process::ExitCode {
     // Before any thread starts, so that all inherit it (trove-engine's scheduling.rs).
     trove::engine::shorten_time_slice();
-    tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run()));
+    match ran {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("trove: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -28,7 +39,14 @@ async fn run() -> anyhow::Result<()> {
         Run::Serve(config) => *config,
         Run::Import(args) => {
             let quiet = args.quiet;
-            trove::import::run(&args, !quiet).await?;
+            let summary = trove::import::run(&args, !quiet).await?;
+            if !summary.failures.is_empty() && !args.allow_failures {
+                anyhow::bail!(
+                    "{} of {} documents failed (listed above; --allow-failures exits 0 all the same)",
+                    summary.failures.len(),
+                    summary.failures.len() as u64 + summary.imported
+                );
+            }
             return Ok(());
         }
     };

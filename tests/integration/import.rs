@@ -113,3 +113,63 @@ async fn imports_a_directory_of_articles() {
     );
     s.stop().await;
 }
+
+/// `trove import` as a user runs it: `--addr HOST:PORT` as `--listen` takes
+/// it, a non-zero status when any line failed (unless `--allow-failures`), and
+/// one line of error even with `RUST_BACKTRACE=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_command_reports_failures_in_its_status() {
+    let mut s = Server::start().await;
+    s.create_test_collection("c").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &path,
+        "{\"id\": \"a\", \"title\": \"fine\"}\n{\"id\": \"b\", \"n\": \"five\"}\n",
+    )
+    .unwrap();
+    // Run off the runtime that serves the server.
+    let run = |extra: &'static [&'static str]| {
+        let (addr, path) = (s.addr.to_string(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+                .args(["import", "--quiet", "--collection", "c", "--addr", &addr])
+                .args(extra)
+                .arg(&path)
+                .env("RUST_BACKTRACE", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    let failed = run(&[]).await.unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.starts_with("trove: 1 of 2 documents failed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(stdout.contains("line 2"), "the failure is listed: {stdout}");
+
+    let allowed = run(&["--allow-failures"]).await.unwrap();
+    assert_eq!(allowed.status.code(), Some(0), "{allowed:?}");
+
+    // A user error of the server's command line: one line too.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["--listen", "127.0.0.1:1", "--data-dir"])
+        .arg(dir.path().join("mixed.jsonl"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("trove: "), "{stderr}");
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+    s.stop().await;
+}

@@ -191,6 +191,15 @@ async fn order_by_keys_missing_last_and_ties_by_id() {
         ids(&s.find(order("n desc")).await),
         ["d", "a", "c", "b", "e"]
     );
+    // The direction in any case.
+    assert_eq!(
+        ids(&s.find(order("n DESC")).await),
+        ["d", "a", "c", "b", "e"]
+    );
+    assert_eq!(
+        ids(&s.find(order("n Asc")).await),
+        ["b", "c", "a", "d", "e"]
+    );
     assert_eq!(
         ids(&s.find(order("date desc")).await),
         ["d", "a", "b", "c", "e"]

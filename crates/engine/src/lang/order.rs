@@ -30,10 +30,15 @@ pub fn parse(order_by: &str, schema: &CollectionSchema) -> Result<Vec<SortKey>> 
     }
     for part in order_by.split(',') {
         let words: Vec<&str> = part.split_whitespace().collect();
+        // `asc` and `desc` in any case (`price DESC`), as SQL and AIP-132 users write them.
+        let direction = |word: &str| match word.to_ascii_lowercase().as_str() {
+            "asc" => Some(false),
+            "desc" => Some(true),
+            _ => None,
+        };
         let (name, descending) = match words.as_slice() {
             [name] => (*name, None),
-            [name, "asc"] => (*name, Some(false)),
-            [name, "desc"] => (*name, Some(true)),
+            [name, word] if direction(word).is_some() => (*name, direction(word)),
             _ => {
                 return Err(EngineError::invalid(
                     "order_by",
