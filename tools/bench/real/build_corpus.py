@@ -387,8 +387,10 @@ def main():
         help="a subset of the packages (a quick corpus for a smoke run)",
     )
     args = ap.parse_args()
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    work = args.work or args.out / "work"
+    # Absolute: the package tools run in other directories.
+    work = (args.work or args.out / "work").resolve()
     versions = fetch(work, args.packages)
     docs = list(documents(work / "root"))
     with open(args.out / "corpus.jsonl", "w") as f:
