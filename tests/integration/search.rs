@@ -153,6 +153,8 @@ async fn filters_on_every_type() {
         ("date < \"2021-07-01T10:00:00Z\"", &["c"]),
         ("date >= \"2021-08-01\" AND tags = \"rust\"", &["a"]),
         ("(tags = go OR tags = python) live = true", &["c", "d"]),
+        ("tags:(go OR python) live = true", &["c", "d"]),
+        ("tags = (\"go\" OR \"rust\" AND \"systems\")", &["a", "d"]),
     ];
     for (filter, want) in cases {
         let mut request = query("c", "");

@@ -228,6 +228,50 @@ impl Parser {
         }
     }
 
+    /// One value: a word or a quoted string.
+    fn value(&mut self) -> Result<String> {
+        match self.cursor.peek().cloned() {
+            Some(Tok::Word(v) | Tok::Quoted(v)) => {
+                self.cursor.next();
+                Ok(v)
+            }
+            _ => Err(syntax(self.here(), "expected a value")),
+        }
+    }
+
+    /// The values of a composite argument, `a OR b AND c` (AND binds tighter),
+    /// each compared with `field` by `op`.
+    fn values(&mut self, field: &str, op: Op, position: usize) -> Result<Expr> {
+        let mut any = Vec::new();
+        loop {
+            let mut all = Vec::new();
+            loop {
+                all.push(Expr::Compare {
+                    field: field.to_owned(),
+                    op,
+                    value: self.value()?,
+                    position,
+                });
+                if !self.cursor.eat(&Tok::And) {
+                    break;
+                }
+            }
+            any.push(if all.len() == 1 {
+                all.remove(0)
+            } else {
+                Expr::And(all)
+            });
+            if !self.cursor.eat(&Tok::Or) {
+                break;
+            }
+        }
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Expr::Or(any)
+        })
+    }
+
     fn primary(&mut self, depth: usize) -> Result<Expr> {
         let position = self.here();
         match self.cursor.peek().cloned() {
@@ -254,11 +298,16 @@ impl Parser {
                     }
                 };
                 self.cursor.next();
-                let value = match self.cursor.peek().cloned() {
-                    Some(Tok::Word(v) | Tok::Quoted(v)) => v,
-                    _ => return Err(syntax(self.here(), "expected a value")),
-                };
-                self.cursor.next();
+                // AIP-160's composite argument: `tags:("a" OR "b")`, one
+                // comparison per value, joined as written.
+                if matches!(op, Op::Eq | Op::Has) && self.cursor.eat(&Tok::LParen) {
+                    let values = self.values(&field, op, position)?;
+                    if !self.cursor.eat(&Tok::RParen) {
+                        return Err(syntax(self.here(), "expected ')' after the values"));
+                    }
+                    return Ok(values);
+                }
+                let value = self.value()?;
                 Ok(Expr::Compare {
                     field,
                     op,
@@ -471,6 +520,25 @@ mod tests {
             Some(Expr::Not(Box::new(cmp("a", Op::Eq, "1", 1)))),
         );
         check(r#"a = "x \" y""#, Some(cmp("a", Op::Eq, "x \" y", 0)));
+        // Composite arguments.
+        check(
+            r#"brand:("Sony" OR "Bose")"#,
+            Some(Expr::Or(vec![
+                cmp("brand", Op::Has, "Sony", 0),
+                cmp("brand", Op::Has, "Bose", 0),
+            ])),
+        );
+        check(
+            "t = (a OR b AND c) n = 1",
+            Some(Expr::And(vec![
+                Expr::Or(vec![
+                    cmp("t", Op::Eq, "a", 0),
+                    Expr::And(vec![cmp("t", Op::Eq, "b", 0), cmp("t", Op::Eq, "c", 0)]),
+                ]),
+                cmp("n", Op::Eq, "1", 19),
+            ])),
+        );
+        check("t:(x)", Some(cmp("t", Op::Has, "x", 0)));
     }
 
     #[test]
@@ -487,6 +555,10 @@ mod tests {
         check("a = \"x", 4);
         check("= 1", 0);
         check("a = 1 OR OR b = 2", 9);
+        check("a:(x OR", 7);
+        check("a:(x y)", 5);
+        check("a:()", 3);
+        check("a < (1 OR 2)", 4);
     }
 
     #[test]
