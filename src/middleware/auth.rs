@@ -216,9 +216,12 @@ impl Keys {
             && limiter.check().is_err()
         {
             tracing::debug!(key = key.number, "rate limited");
-            return Err(Status::resource_exhausted(format!(
-                "this key's rate of {rate} requests per second is exceeded; retry later"
-            )));
+            // The next request of this key is admitted after about 1/rate s.
+            let delay = std::time::Duration::from_secs_f64(1.0 / f64::from((*rate).max(1)));
+            return Err(super::retry::exhausted(
+                format!("this key's rate of {rate} requests per second is exceeded; retry later"),
+                delay,
+            ));
         }
         Ok(key.access.clone())
     }

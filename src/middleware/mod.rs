@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod compression;
 pub mod metrics;
+mod retry;
 pub mod shed;
 mod wire_status;
 

@@ -166,19 +166,25 @@ where
             };
             let waiting = layer.sending.unread_of(connection);
             if waiting > MAX_UNREAD_BYTES_PER_CONNECTION {
-                return Ok(Status::resource_exhausted(format!(
-                    "this connection has {} MiB of responses its client has not read; read them \
-                     before sending more requests",
-                    waiting >> 20
-                ))
+                return Ok(super::retry::exhausted(
+                    format!(
+                        "this connection has {} MiB of responses its client has not read; read \
+                         them before sending more requests",
+                        waiting >> 20
+                    ),
+                    super::retry::SLOW_RETRY_DELAY,
+                )
                 .into_http());
             }
             let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
                 crate::middleware::metrics::shed();
-                return Ok(Status::resource_exhausted(format!(
-                    "the server is at its limit of {} requests in progress; retry with backoff",
-                    layer.limit
-                ))
+                return Ok(super::retry::exhausted(
+                    format!(
+                        "the server is at its limit of {} requests in progress; retry with backoff",
+                        layer.limit
+                    ),
+                    super::retry::SHED_RETRY_DELAY,
+                )
                 .into_http());
             };
             let response = inner.call(http::Request::from_parts(parts, body)).await?;
@@ -572,12 +578,15 @@ impl MemoryLimit {
             return Ok(());
         };
         if resident.saturating_add(self.headroom) > self.limit {
-            return Err(Status::resource_exhausted(format!(
-                "the server is at its memory limit (--max-memory {} MiB, {} MiB resident): \
-                 writes are refused until memory is freed; reads and deletes go on",
-                self.limit >> 20,
-                resident >> 20
-            )));
+            return Err(super::retry::exhausted(
+                format!(
+                    "the server is at its memory limit (--max-memory {} MiB, {} MiB resident): \
+                     writes are refused until memory is freed; reads and deletes go on",
+                    self.limit >> 20,
+                    resident >> 20
+                ),
+                super::retry::SLOW_RETRY_DELAY,
+            ));
         }
         Ok(())
     }

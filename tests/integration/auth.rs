@@ -386,6 +386,14 @@ async fn a_key_beyond_its_rate_gets_resource_exhausted() {
     }
     assert_eq!(codes[0], None, "{codes:?}");
     assert!(codes.contains(&Some(Code::ResourceExhausted)), "{codes:?}");
+    // The refusal says when to retry: a key of 1 request per second, 1 s.
+    let refused = server
+        .search
+        .search(with_key("slow-reader", query("news", "keys")))
+        .await
+        .unwrap_err();
+    let retry = tonic_types::StatusExt::get_details_retry_info(&refused).expect("RetryInfo");
+    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(1)));
     // Other keys are not limited by it.
     for _ in 0..5 {
         server

@@ -55,6 +55,8 @@ async fn requests_beyond_the_bound_are_shed_at_once_and_health_still_answers() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(shed.message().contains("limit of 1"), "{shed:?}");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&shed).expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()), "{retry:?}");
     let health = s
         .health
         .check(HealthCheckRequest::default())
@@ -183,6 +185,8 @@ async fn at_the_memory_limit_writes_are_refused_and_reads_and_deletes_go_on() {
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("memory limit"), "{err:?}");
+    let retry = tonic_types::StatusExt::get_details_retry_info(&err).expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|d| !d.is_zero()), "{retry:?}");
     let err = s
         .documents
         .create_document(pb::CreateDocumentRequest {
