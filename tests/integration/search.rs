@@ -154,6 +154,9 @@ async fn filters_on_every_type() {
         ("date >= \"2021-08-01\" AND tags = \"rust\"", &["a"]),
         ("(tags = go OR tags = python) live = true", &["c", "d"]),
         ("tags:(go OR python) live = true", &["c", "d"]),
+        ("id = \"b\"", &["b"]),
+        ("id:(\"a\" OR \"e\")", &["a", "e"]),
+        ("id != a AND n >= 1", &["b", "c", "d"]),
         ("tags = (\"go\" OR \"rust\" AND \"systems\")", &["a", "d"]),
     ];
     for (filter, want) in cases {
@@ -414,6 +417,11 @@ async fn bad_queries_filters_orders_and_facets() {
             run(|r| r.filter = "nope = x".into()),
             "filter",
             Some("unknown field"),
+        ),
+        (
+            run(|r| r.filter = "id > a".into()),
+            "filter",
+            Some("only = != and : apply to id"),
         ),
         (run(|r| r.filter = "n = abc".into()), "filter", None),
         (

@@ -389,6 +389,17 @@ fn compare(
     value: &str,
     position: usize,
 ) -> Result<Box<dyn Query>> {
+    if name == "id" && schema.field(name).is_none() {
+        // The document id (unless a field of that name is declared).
+        if !matches!(op, Op::Eq | Op::Has | Op::Ne) {
+            return Err(syntax(position, "only = != and : apply to id"));
+        }
+        let q: Box<dyn Query> = Box::new(TermQuery::new(
+            Term::from_field_text(schema.id_field(), value),
+            IndexRecordOption::Basic,
+        ));
+        return Ok(if op == Op::Ne { not(q) } else { q });
+    }
     let (def, field) = schema
         .field(name)
         .ok_or_else(|| syntax(position, format!("unknown field {name:?}")))?;
