@@ -345,16 +345,7 @@ mod tests {
     async fn engine_with(n: usize) -> Engine {
         let engine = Engine::new(Duration::from_secs(60), 16);
         let name = CollectionName::parse("c", "name").unwrap();
-        let title = trove_engine::FieldSpec {
-            name: "title".into(),
-            ty: Some(trove_engine::FieldType::Text),
-            analyzer: String::new(),
-            filterable: false,
-            sortable: false,
-            facetable: false,
-            boost: 0.0,
-        };
-        let schema = trove_engine::CollectionSchema::new(&[title]).unwrap();
+        let schema = crate::testing::title_schema();
         let c = engine.create_collection(name, schema, "").await.unwrap();
         for i in 0..n {
             let fields = json!({ "title": format!("document {i}") });

@@ -11,6 +11,8 @@ mod journal;
 mod record;
 mod snapshot;
 mod store;
+#[cfg(test)]
+mod testing;
 
 pub use journal::Fsync;
 pub use snapshot::{SnapshotInfo, Snapshots, restore_dir, snapshot_dir};

@@ -293,18 +293,7 @@ mod tests {
         DocId::parse(text, "id").unwrap()
     }
 
-    fn schema() -> trove_engine::CollectionSchema {
-        let title = trove_engine::FieldSpec {
-            name: "title".into(),
-            ty: Some(trove_engine::FieldType::Text),
-            analyzer: String::new(),
-            filterable: false,
-            sortable: false,
-            facetable: false,
-            boost: 0.0,
-        };
-        trove_engine::CollectionSchema::new(&[title]).unwrap()
-    }
+    use crate::testing::title_schema as schema;
 
     /// Every record of the log replayed over a checkpoint that already holds
     /// its effect leaves the same state: puts set, deletes remove, a deleted
