@@ -142,6 +142,10 @@ pub struct Config {
     /// would exceed this (e.g. `4GiB`); reads and deletes go on.
     #[arg(long, env = "TROVE_MAX_MEMORY", value_parser = parse_size)]
     pub max_memory: Option<u64>,
+    /// Keep up to this many bytes (estimated) of decoded documents for reads
+    /// and search hits that come again (e.g. `256MiB`; `0` keeps none).
+    #[arg(long, env = "TROVE_DOCUMENT_CACHE", default_value = "64MiB", value_parser = parse_size_or_zero)]
+    pub document_cache: u64,
     /// How long a request's message may take to arrive (from its headers),
     /// and a streamed request's next message after the one before; past it
     /// the request is DEADLINE_EXCEEDED. No request holds a place among
@@ -178,6 +182,12 @@ fn parse_size(text: &str) -> Result<u64, String> {
     if size.as_u64() == 0 {
         return Err(format!("{text:?}: the size must be above 0"));
     }
+    Ok(size.as_u64())
+}
+
+/// Parses a size of 0 or more (`0`, `64MiB`).
+fn parse_size_or_zero(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
     Ok(size.as_u64())
 }
 
@@ -270,6 +280,7 @@ impl Config {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_connection_age: None,
             max_memory: None,
+            document_cache: crate::engine::DEFAULT_DOCUMENT_CACHE_BYTES,
             max_collections: crate::engine::DEFAULT_MAX_COLLECTIONS,
             receive_timeout: std::time::Duration::from_secs(10),
             send_timeout: std::time::Duration::from_secs(30),

@@ -61,6 +61,7 @@ pub fn engine_for(config: &Config) -> Arc<Engine> {
         None => Engine::new(ttl, config.max_snapshots),
         Some(_) => Engine::recovering(ttl, config.max_snapshots),
     };
+    engine.set_document_cache_bytes(config.document_cache);
     Arc::new(engine.with_max_collections(config.max_collections))
 }
 

@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::pb;
 use super::status::invalid;
-use super::value::{fields_to_struct, struct_to_fields};
+use super::value::{borrowed_fields_to_struct, shared_fields_to_struct, struct_to_fields};
 use crate::engine::{
     Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
     FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
@@ -134,7 +134,7 @@ pub fn wire_document(doc: Document) -> pb::Document {
     } = doc;
     pb::Document {
         id: id.to_string(),
-        fields: Some(fields_to_struct(fields)),
+        fields: Some(shared_fields_to_struct(fields)),
         version,
         create_time: Some(timestamp(create_time)),
         update_time: Some(timestamp(update_time)),
@@ -217,17 +217,16 @@ impl ReadMask {
         }
         let Document {
             id,
-            mut fields,
+            fields,
             version,
             create_time,
             update_time,
         } = doc;
         let fields = if self.all_fields {
-            Some(fields_to_struct(fields))
+            Some(shared_fields_to_struct(fields))
         } else {
             self.fields.as_ref().map(|keys| {
-                let kept = keys.iter().filter_map(|k| fields.remove_entry(k)).collect();
-                fields_to_struct(kept)
+                borrowed_fields_to_struct(keys.iter().filter_map(|k| fields.get_key_value(k)))
             })
         };
         pb::Document {

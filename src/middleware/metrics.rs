@@ -15,6 +15,9 @@
 //! | `trove_collection_documents` | collection | gauge |
 //! | `trove_collection_memory_bytes` | collection | gauge (documents and index) |
 //! | `trove_resident_memory_bytes` | | gauge: the process's resident set |
+//! | `trove_document_cache_bytes` | | gauge: decoded documents kept for reads (estimated) |
+//! | `trove_document_cache_hits_total` | | documents read from the cache |
+//! | `trove_document_cache_misses_total` | | documents decoded for a read |
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -74,6 +77,19 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
         "Memory a collection holds: documents and index"
     );
     metrics::describe_gauge!(
+        "trove_document_cache_bytes",
+        metrics::Unit::Bytes,
+        "Decoded documents kept for reads, estimated"
+    );
+    metrics::describe_counter!(
+        "trove_document_cache_hits_total",
+        "Documents a read or search hit found decoded"
+    );
+    metrics::describe_counter!(
+        "trove_document_cache_misses_total",
+        "Documents a read or search hit decoded"
+    );
+    metrics::describe_gauge!(
         "trove_resident_memory_bytes",
         metrics::Unit::Bytes,
         "Resident memory of the process"
@@ -99,6 +115,7 @@ pub fn sample(engine: &Engine) {
         gauge!("trove_collection_memory_bytes", "collection" => name)
             .set(stats.memory_bytes as f64);
     }
+    gauge!("trove_document_cache_bytes").set(engine.document_cache_bytes() as f64);
     if let Some(bytes) = resident_bytes() {
         gauge!("trove_resident_memory_bytes").set(bytes as f64);
     }

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::collection::Collection;
+use crate::collection::{Collection, Shared};
+use crate::document::DocumentCache;
 use crate::error::{EngineError, Result};
 use crate::names::CollectionName;
 use crate::persist::{Appended, Condition, Entry, LogOp, MemoryLog, WriteLog};
@@ -36,6 +37,8 @@ pub struct Engine {
     pub(crate) restoring: Mutex<()>,
     /// Outcomes of writes that carried a request id.
     pub(crate) requests: Arc<requests::Requests>,
+    /// Documents read often, kept decoded.
+    pub(crate) documents: Arc<DocumentCache>,
     /// Where searches run: one niced thread per core.
     pub(crate) search_pool: search_pool::SearchPool,
     /// False until a replay has finished (see [`Engine::recovering`]):
@@ -74,12 +77,32 @@ impl Engine {
             log: OnceLock::new(),
             restoring: Mutex::new(()),
             requests: Arc::default(),
+            documents: Arc::default(),
             search_pool: search_pool::SearchPool::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             ready: AtomicBool::new(false),
             max_collections: DEFAULT_MAX_COLLECTIONS,
         }
+    }
+
+    /// What this engine's collections share.
+    pub(crate) fn shared(&self) -> Shared {
+        Shared {
+            requests: self.requests.clone(),
+            documents: self.documents.clone(),
+        }
+    }
+
+    /// Keeps up to about `bytes` of decoded documents for reads that come
+    /// again (0: none; [`crate::DEFAULT_DOCUMENT_CACHE_BYTES`] by default).
+    pub fn set_document_cache_bytes(&self, bytes: u64) {
+        self.documents.set_capacity(bytes);
+    }
+
+    /// The estimated bytes of decoded documents kept for reads.
+    pub fn document_cache_bytes(&self) -> u64 {
+        self.documents.bytes()
     }
 
     /// Takes `log` for every write from now on and starts serving.
@@ -168,7 +191,7 @@ impl Engine {
                     return Err(EngineError::CollectionExists(name.to_string()));
                 }
                 self.check_room(collections.len(), 1)?;
-                let collection = Collection::new(name.clone(), schema, self.requests.clone())?;
+                let collection = Collection::new(name.clone(), schema, self.shared())?;
                 let op = LogOp::CreateCollection {
                     definition: collection.definition(),
                     request: tag,

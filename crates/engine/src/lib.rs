@@ -25,7 +25,10 @@ pub use budget::{MAX_RESPONSE_DOCUMENT_BYTES, ResponseBudget};
 pub use collection::{
     Collection, DICTIONARY_BYTES, DocMap, ImportResult, Patch, Stats, TRAIN_AFTER_DOCUMENTS, Update,
 };
-pub use document::{Dictionary, Document, Fields, MAX_SAFE_INTEGER, StoredDoc};
+pub use document::{
+    DEFAULT_DOCUMENT_CACHE_BYTES, Dictionary, Document, DocumentCache, Fields, MAX_SAFE_INTEGER,
+    StoredDoc,
+};
 pub use error::{EngineError, Result};
 pub use lang::query::{Operator, QueryOptions, Syntax};
 pub use names::{CollectionName, DocId, FieldName};

@@ -14,7 +14,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Term};
 use tokio::sync::watch;
 
 use crate::budget::ResponseBudget;
-use crate::document::{Dictionary, Document, StoredDoc};
+use crate::document::{Dictionary, Document, DocumentCache, StoredDoc};
 use crate::error::{EngineError, Result};
 use crate::index::directory::IndexDirectory;
 use crate::index::ids::IdCache;
@@ -59,6 +59,8 @@ pub struct Collection {
     pub(super) log: OnceLock<Arc<dyn WriteLog>>,
     /// The engine's remembered request ids.
     pub(super) requests: Arc<Requests>,
+    /// The engine's decoded documents.
+    pub(crate) documents: Arc<DocumentCache>,
     /// Document ids by segment, for search.
     pub(super) id_cache: Arc<IdCache>,
     pub(super) schema: CollectionSchema,
@@ -83,40 +85,36 @@ pub struct Collection {
     pub(super) dictionary: OnceLock<Option<Arc<Dictionary>>>,
 }
 
+/// What an engine's collections share.
+#[derive(Clone, Default)]
+pub(crate) struct Shared {
+    pub(crate) requests: Arc<Requests>,
+    pub(crate) documents: Arc<DocumentCache>,
+}
+
 impl Collection {
     /// A new, empty collection.
-    pub fn new(
+    pub(crate) fn new(
         name: CollectionName,
         schema: CollectionSchema,
-        requests: Arc<Requests>,
+        shared: Shared,
     ) -> Result<Arc<Self>> {
         let uid = uuid::Uuid::new_v4().as_u64_pair().0;
         let index = empty_index(&schema)?;
         let docs = DocMap::new();
-        Collection::build(
-            name,
-            schema,
-            uid,
-            now_micros(),
-            index,
-            (docs, None),
-            requests,
-        )
+        Collection::build(name, schema, uid, now_micros(), index, (docs, None), shared)
     }
 
     /// A new, empty collection of its own, outside any engine: its writes go
     /// to a [`crate::persist::MemoryLog`] (fuzzing, tests).
     pub(crate) fn standalone(name: CollectionName, schema: CollectionSchema) -> Result<Arc<Self>> {
-        let collection = Collection::new(name, schema, Arc::default())?;
+        let collection = Collection::new(name, schema, Shared::default())?;
         collection.attach(Arc::new(crate::persist::MemoryLog::default()));
         Ok(collection)
     }
 
     /// An empty collection as a log record defines it.
-    pub(crate) fn from_definition(
-        definition: CollectionDef,
-        requests: Arc<Requests>,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn from_definition(definition: CollectionDef, shared: Shared) -> Result<Arc<Self>> {
         let schema = schema_of(&definition)?;
         let index = empty_index(&schema)?;
         let CollectionDef {
@@ -126,11 +124,11 @@ impl Collection {
             ..
         } = definition;
         let docs = (DocMap::new(), None);
-        Collection::build(name, schema, uid, create_time, index, docs, requests)
+        Collection::build(name, schema, uid, create_time, index, docs, shared)
     }
 
     /// A collection read back from a checkpoint or snapshot.
-    pub(crate) fn restore(loaded: Loaded, requests: Arc<Requests>) -> Result<Arc<Self>> {
+    pub(crate) fn restore(loaded: Loaded, shared: Shared) -> Result<Arc<Self>> {
         let schema = schema_of(&loaded.definition)?;
         let name = loaded.definition.name.clone();
         let index = Index::open(IndexDirectory::new(loaded.index.clone()))?;
@@ -142,7 +140,7 @@ impl Collection {
         let (uid, time) = (loaded.definition.uid, loaded.definition.create_time);
         let index = (index, loaded.index);
         let docs = (loaded.docs, loaded.dictionary);
-        Collection::build(name, schema, uid, time, index, docs, requests)
+        Collection::build(name, schema, uid, time, index, docs, shared)
     }
 
     fn build(
@@ -152,7 +150,10 @@ impl Collection {
         create_time: i64,
         (index, directory): (Index, RamDirectory),
         (docs, dictionary): (DocMap, Option<Arc<Dictionary>>),
-        requests: Arc<Requests>,
+        Shared {
+            requests,
+            documents,
+        }: Shared,
     ) -> Result<Arc<Self>> {
         analysis::register(&index);
         let reader = index
@@ -167,6 +168,7 @@ impl Collection {
             uid,
             log: OnceLock::new(),
             requests,
+            documents,
             id_cache: Arc::default(),
             schema,
             create_time,
@@ -371,7 +373,7 @@ impl Collection {
         match stored {
             Some(stored) => {
                 budget.charge(&stored)?;
-                stored.to_document(id)
+                stored.to_document_cached(id, &self.documents)
             }
             None => Err(self.not_found(id)),
         }
@@ -389,7 +391,7 @@ impl Collection {
             .take(limit)
             .map(|(id, stored)| {
                 budget.charge(stored)?;
-                stored.to_document(id)
+                stored.to_document_cached(id, &self.documents)
             })
             .collect()
     }

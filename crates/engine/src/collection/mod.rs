@@ -24,6 +24,7 @@ mod visibility;
 mod write_state;
 mod writes;
 
+pub(crate) use core::Shared;
 pub use core::{Collection, DICTIONARY_BYTES, DocMap, Stats, TRAIN_AFTER_DOCUMENTS};
 pub use view::View;
 pub use writes::{ImportResult, Patch, Update};

@@ -263,7 +263,7 @@ impl Collection {
         self.apply(state, op, Some(tantivy_doc), waited)?;
         Ok(Document {
             id,
-            fields,
+            fields: Arc::new(fields),
             version: 1,
             create_time: now,
             update_time: now,
@@ -356,7 +356,7 @@ impl Collection {
         self.apply(state, op, Some(tantivy_doc), waited)?;
         Ok(Document {
             id,
-            fields: new_fields,
+            fields: Arc::new(new_fields),
             version,
             create_time,
             update_time: now,

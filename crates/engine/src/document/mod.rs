@@ -2,10 +2,12 @@
 //! and the tantivy document built for indexing.
 
 mod body;
+mod cache;
 mod dictionary;
 mod prepare;
 mod stored;
 
+pub use cache::{DEFAULT_DOCUMENT_CACHE_BYTES, DocumentCache};
 pub use dictionary::Dictionary;
 pub use prepare::prepare;
 pub use stored::{Document, StoredDoc};

@@ -3,12 +3,21 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::body::Body;
+use super::cache::DocumentCache;
 use super::dictionary::Dictionary;
 use super::{Fields, ZSTD_LEVEL};
 use crate::error::{EngineError, Result};
 use crate::names::DocId;
+
+/// The serial the next stored document gets.
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+fn next_serial() -> u64 {
+    NEXT_SERIAL.fetch_add(1, Ordering::Relaxed)
+}
 
 /// The largest decompressed document accepted (a stored body names its size).
 const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
@@ -88,7 +97,8 @@ fn decompress(body: &[u8], dictionary: Option<&Dictionary>) -> std::io::Result<V
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
     pub id: DocId,
-    pub fields: Fields,
+    /// Shared with the document cache when it was read from there.
+    pub fields: Arc<Fields>,
     /// 1 on create, +1 on every write.
     pub version: u64,
     /// Microseconds since the Unix epoch.
@@ -107,6 +117,9 @@ pub struct StoredDoc {
     body: Body,
     /// The dictionary `body` was compressed with, if any.
     dictionary: Option<Arc<Dictionary>>,
+    /// This stored document's own number, shared with no other in the
+    /// process: the document cache's key.
+    serial: u64,
 }
 
 impl StoredDoc {
@@ -128,6 +141,7 @@ impl StoredDoc {
             update_time,
             body,
             dictionary: dictionary.cloned(),
+            serial: next_serial(),
         })
     }
 
@@ -155,6 +169,7 @@ impl StoredDoc {
             update_time,
             body: Body::copy_of(&body),
             dictionary,
+            serial: next_serial(),
         })
     }
 
@@ -168,6 +183,7 @@ impl StoredDoc {
                 update_time: self.update_time,
                 body: self.body.clone(),
                 dictionary: None,
+                serial: next_serial(),
             });
         }
         StoredDoc::new(
@@ -207,22 +223,37 @@ impl StoredDoc {
             .map_err(|e| EngineError::Internal(format!("decoding a document: {e}")))
     }
 
+    /// The number no other stored document in the process has.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// The whole document, decompressed.
     pub fn to_document(&self, id: &DocId) -> Result<Document> {
-        Ok(Document {
+        Ok(self.with_fields(id, Arc::new(self.fields()?)))
+    }
+
+    /// The document with `fields`, decoded from this one.
+    pub(crate) fn with_fields(&self, id: &DocId, fields: Arc<Fields>) -> Document {
+        Document {
             id: id.clone(),
-            fields: self.fields()?,
+            fields,
             version: self.version,
             create_time: self.create_time,
             update_time: self.update_time,
-        })
+        }
+    }
+
+    /// The whole document, from `cache` if it holds it.
+    pub fn to_document_cached(&self, id: &DocId, cache: &DocumentCache) -> Result<Document> {
+        Ok(self.with_fields(id, cache.fields(self)?))
     }
 
     /// The document's id and metadata, with no fields: nothing is decompressed.
     pub fn to_document_without_fields(&self, id: &DocId) -> Document {
         Document {
             id: id.clone(),
-            fields: Fields::new(),
+            fields: Arc::default(),
             version: self.version,
             create_time: self.create_time,
             update_time: self.update_time,

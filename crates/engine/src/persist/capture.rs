@@ -104,7 +104,7 @@ impl Engine {
         let mut restored = Vec::new();
         for mut loaded in loaded {
             loaded.definition.uid = uuid::Uuid::new_v4().as_u64_pair().0;
-            let collection = Collection::restore(loaded, self.requests.clone())?;
+            let collection = Collection::restore(loaded, self.shared())?;
             collection.publish()?;
             log_restore(log.as_ref(), &collection)?;
             collection.attach(log.clone());

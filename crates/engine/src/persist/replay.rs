@@ -54,7 +54,7 @@ impl Engine {
 impl Replay<'_> {
     /// Adds a collection read back from a checkpoint.
     pub fn load(&mut self, loaded: Loaded) -> Result<()> {
-        let collection = Collection::restore(loaded, self.engine.requests.clone())?;
+        let collection = Collection::restore(loaded, self.engine.shared())?;
         let mut collections = self.engine.collections.write();
         collections.insert(collection.name().clone(), collection);
         Ok(())
@@ -121,7 +121,7 @@ impl Replay<'_> {
                     return Ok(());
                 }
                 let name = definition.name.clone();
-                let collection = Collection::from_definition(definition, engine.requests.clone())?;
+                let collection = Collection::from_definition(definition, engine.shared())?;
                 collections.insert(name, collection);
             }
             LogOp::DeleteCollection { name, uid, request } => {
@@ -137,8 +137,7 @@ impl Replay<'_> {
                 // A checkpoint taken after the restore holds it already.
                 if self.collection(definition.uid).is_none() {
                     let uid = definition.uid;
-                    let collection =
-                        Collection::from_definition(definition, engine.requests.clone())?;
+                    let collection = Collection::from_definition(definition, engine.shared())?;
                     self.restoring.insert(uid, collection);
                 }
             }

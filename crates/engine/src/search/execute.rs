@@ -207,7 +207,7 @@ pub fn search(
             return Err(EngineError::Internal("the request was cancelled".into()));
         }
         let document = if read_fields {
-            doc.to_document(&id)?
+            doc.to_document_cached(&id, &collection.documents)?
         } else {
             doc.to_document_without_fields(&id)
         };
