@@ -7,10 +7,16 @@
 //! beyond one per core queue here, and their threads are niced, so a commit runs
 //! almost as if the searches were not there. Written by hand: a handful of lines
 //! over a channel, where a thread-pool crate would not set the priority either.
+//!
+//! A search that finds no other search queued or running runs at once on the
+//! thread that asked for it: handing it over and back cost two thread
+//! wake-ups, a large share of a quick search (see docs/decisions.md). Only one
+//! search at a time runs so, so at most one of the runtime's threads is busy
+//! with a search; a machine with a single core always hands searches over.
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +60,28 @@ impl Drop for CancelOnDrop {
 
 pub struct SearchPool {
     jobs: Sender<Job>,
+    /// Searches queued or running, here or on the caller's thread.
+    busy: Arc<AtomicUsize>,
+    /// Whether an idle pool's search may run on the caller's thread.
+    inline: bool,
+}
+
+/// Counts a search out of [`SearchPool::busy`] when dropped.
+struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs `f` with `flag` as [`cancelled`]'s flag; a panic is an internal error.
+fn run_job<T>(flag: Arc<AtomicBool>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let previous = CURRENT.with(|current| current.borrow_mut().replace(flag));
+    let outcome = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(EngineError::Internal("a search panicked".into())));
+    CURRENT.with(|current| *current.borrow_mut() = previous);
+    outcome
 }
 
 impl SearchPool {
@@ -68,7 +96,11 @@ impl SearchPool {
                 .spawn(move || work(&queue))
                 .expect("spawning a search thread");
         }
-        SearchPool { jobs }
+        SearchPool {
+            jobs,
+            busy: Arc::default(),
+            inline: threads >= 2,
+        }
     }
 
     /// Runs `f` on a search thread. A panic in `f` is an internal error, not a
@@ -79,6 +111,17 @@ impl SearchPool {
         &self,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        if self.inline
+            && self
+                .busy
+                .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            let _busy = Busy(self.busy.clone());
+            return run_job(Arc::default(), f);
+        }
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let busy = Busy(self.busy.clone());
         let (done, result) = tokio::sync::oneshot::channel();
         let mut guard = CancelOnDrop {
             flag: Arc::new(AtomicBool::new(false)),
@@ -86,14 +129,11 @@ impl SearchPool {
         };
         let flag = guard.flag.clone();
         let job: Job = Box::new(move || {
+            let _busy = busy;
             if flag.load(Ordering::Relaxed) {
                 return;
             }
-            CURRENT.with(|current| *current.borrow_mut() = Some(flag));
-            let outcome = catch_unwind(AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err(EngineError::Internal("a search panicked".into())));
-            CURRENT.with(|current| *current.borrow_mut() = None);
-            let _ = done.send(outcome);
+            let _ = done.send(run_job(flag, f));
         });
         self.jobs
             .send(job)
