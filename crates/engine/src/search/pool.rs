@@ -210,4 +210,42 @@ mod tests {
         assert!(!queued_ran.load(Ordering::Relaxed));
         assert!(!cancelled(), "no flag outside a job");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_pool_runs_a_search_on_the_callers_thread_and_a_busy_one_hands_it_over() {
+        let pool = Arc::new(SearchPool::new(2));
+        let caller = std::thread::current().id();
+        let ran_on = pool.run(|| Ok(std::thread::current().id())).await.unwrap();
+        assert_eq!(ran_on, caller);
+
+        // While a search is in progress, the next one goes to a search thread.
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        started_rx.await.unwrap();
+        let name = pool
+            .run(|| Ok(std::thread::current().name().map(str::to_owned)))
+            .await
+            .unwrap();
+        assert!(name.is_some_and(|n| n.starts_with("trove-search-")));
+        release_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        // Idle again: back on the caller's thread; a panic is still an error.
+        assert_eq!(
+            pool.run(|| Ok(std::thread::current().id())).await.unwrap(),
+            caller
+        );
+        let panicked: Result<()> = pool.run(|| panic!("boom")).await;
+        assert!(panicked.is_err());
+    }
 }
