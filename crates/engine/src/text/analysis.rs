@@ -296,7 +296,7 @@ pub struct UnicodeWords;
 
 /// The token stream of [`UnicodeWords`].
 pub struct UnicodeWordStream<'a> {
-    words: unicode_segmentation::UnicodeWordIndices<'a>,
+    words: super::words::Words<'a>,
     token: tantivy::tokenizer::Token,
 }
 
@@ -304,9 +304,8 @@ impl tantivy::tokenizer::Tokenizer for UnicodeWords {
     type TokenStream<'a> = UnicodeWordStream<'a>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> UnicodeWordStream<'a> {
-        use unicode_segmentation::UnicodeSegmentation;
         UnicodeWordStream {
-            words: text.unicode_word_indices(),
+            words: super::words::words(text),
             token: tantivy::tokenizer::Token {
                 position: usize::MAX,
                 ..Default::default()

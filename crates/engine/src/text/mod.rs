@@ -2,3 +2,4 @@
 
 pub(crate) mod analysis;
 pub(crate) mod stem;
+pub(crate) mod words;
