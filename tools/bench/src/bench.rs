@@ -438,6 +438,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let later = Duration::from_secs_f64((args.seconds * 6.0).min(30.0));
     tokio::time::sleep(later.saturating_sub(imported.elapsed())).await;
     let rss_later = trove.resident_bytes()?;
+    let collection_bytes = crate::server::collection_memory(&channel, "news").await?;
     let later = imported.elapsed().as_secs_f64();
 
     // 2. Search.
@@ -743,6 +744,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         growth(rss) / 1e6,
         growth(rss_later) / 1e6,
         rss_empty as f64 / 1e6
+    );
+    println!(
+        "| of which the collection's own figure (GetCollection: documents and index) / JSONL bytes | {:.2} ({:.0} MB) | |",
+        collection_bytes as f64 / jsonl_bytes as f64,
+        collection_bytes as f64 / 1e6
     );
     println!(
         "| single-write visibility under c16 search, p50 / p99 ms ({} writes; search at {:.0} q/s) | {:.2} / {:.2} | p99 ≤ 25 |",

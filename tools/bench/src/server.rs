@@ -198,6 +198,15 @@ impl Drop for Server {
 }
 
 /// Creates the benchmark collection: title and body `english`, date, tags and source.
+/// The memory collection `name` accounts for itself (documents and index).
+pub async fn collection_memory(channel: &Channel, name: &str) -> anyhow::Result<u64> {
+    let collection = CollectionServiceClient::new(channel.clone())
+        .get_collection(pb::GetCollectionRequest { name: name.into() })
+        .await?
+        .into_inner();
+    Ok(collection.memory_bytes.max(0) as u64)
+}
+
 pub async fn create_news(channel: &Channel, name: &str) -> anyhow::Result<()> {
     let field = |name: &str, ty: FieldType, analyzer: &str, filter: bool| Field {
         name: name.into(),
