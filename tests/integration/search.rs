@@ -136,6 +136,58 @@ fn find_detail(e: &pb::Explanation, description: &str) -> Option<f32> {
     e.details.iter().find_map(|d| find_detail(d, description))
 }
 
+/// `field:*` on a TEXT field: a value the analyzer keeps a word of.
+#[tokio::test]
+async fn presence_on_a_text_field() {
+    use crate::harness::field;
+    use trove::api::pb::FieldType;
+    let mut s = Server::start().await;
+    s.collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "notes".into(),
+                fields: vec![
+                    field("note", FieldType::Text, |f| {
+                        f.filterable = true;
+                        f.analyzer = "english".into();
+                    }),
+                    field("title", FieldType::Text, |_| {}),
+                ],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    s.put("notes", "worded", json!({"note": "Some words"}))
+        .await;
+    s.put("notes", "stop", json!({"note": "the"})).await;
+    s.put("notes", "empty", json!({"note": ""})).await;
+    s.put("notes", "none", json!({"title": "no note"})).await;
+    for (filter, want) in [
+        ("note:*", vec!["worded"]),
+        ("NOT note:*", vec!["empty", "none", "stop"]),
+    ] {
+        let mut request = query("notes", "");
+        request.filter = filter.into();
+        let mut got = ids(&s.find(request).await);
+        got.sort();
+        assert_eq!(got, want, "{filter}");
+    }
+    // Presence needs a filterable field, as every filter does.
+    for (filter, message) in [
+        ("title:*", "not filterable"),
+        ("nothing:*", "unknown field"),
+    ] {
+        let mut request = query("notes", "");
+        request.filter = filter.into();
+        let status = s.search.search(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{filter}");
+        assert!(status.message().contains(message), "{filter}: {status:?}");
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn filters_on_every_type() {
     let mut s = library().await;
@@ -158,6 +210,16 @@ async fn filters_on_every_type() {
         ("id:(\"a\" OR \"e\")", &["a", "e"]),
         ("id != a AND n >= 1", &["b", "c", "d"]),
         ("tags = (\"go\" OR \"rust\" AND \"systems\")", &["a", "d"]),
+        // Presence: `e` holds only title and body, `d` no price.
+        ("price:*", &["a", "b", "c"]),
+        ("NOT price:*", &["d", "e"]),
+        (
+            "tags:* AND n:* AND live:* AND date:*",
+            &["a", "b", "c", "d"],
+        ),
+        ("-live:*", &["e"]),
+        ("id:*", &["a", "b", "c", "d", "e"]),
+        ("tags:\"*\"", &[]),
     ];
     for (filter, want) in cases {
         let mut request = query("c", "");

@@ -7,14 +7,22 @@
 //! unary      := ('NOT' | '-') unary | primary
 //! primary    := '(' expr ')' | comparison
 //! comparison := FIELD op value                    op: = != < <= > >= :
+//!             | FIELD ':' '*'                     the field has a value
 //! value      := "quoted string" | bare token (number, true, false, date, word)
 //! ```
+//!
+//! A presence test, `price:*`, matches the documents whose field holds a value:
+//! read from the field's column for every type but TEXT, and for TEXT from its
+//! field norms (a value the analyzer keeps no word of counts as none).
 
 use std::ops::Bound;
 
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BitSetDocSet, BooleanQuery, ConstScorer, EnableScoring, ExistsQuery, Explanation,
+    Occur, Query, RangeQuery, Scorer, TermQuery, Weight,
+};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{Index, Term};
+use tantivy::{BitSet, DocId, Index, Score, SegmentReader, Term};
 
 use crate::error::{EngineError, Result};
 use crate::lang::cursor::Cursor;
@@ -50,6 +58,11 @@ pub enum Expr {
         op: Op,
         value: String,
         /// Character position of the comparison, for errors.
+        position: usize,
+    },
+    /// `field:*`: the field holds a value.
+    Present {
+        field: String,
         position: usize,
     },
 }
@@ -307,6 +320,11 @@ impl Parser {
                     }
                     return Ok(values);
                 }
+                // `field:*` (a bare `*`; a quoted one is the value "*").
+                if op == Op::Has && self.peek() == Some(&Tok::Word("*".into())) {
+                    self.cursor.next();
+                    return Ok(Expr::Present { field, position });
+                }
                 let value = self.value()?;
                 Ok(Expr::Compare {
                     field,
@@ -371,7 +389,65 @@ pub fn build(index: &Index, schema: &CollectionSchema, expr: &Expr) -> Result<Bo
             value,
             position,
         } => compare(index, schema, field, *op, value, *position)?,
+        Expr::Present { field, position } => present(schema, field, *position)?,
     })
+}
+
+/// The documents whose field `name` holds a value.
+fn present(schema: &CollectionSchema, name: &str, position: usize) -> Result<Box<dyn Query>> {
+    if name == "id" && schema.field(name).is_none() {
+        return Ok(Box::new(AllQuery));
+    }
+    let (def, field) = schema
+        .field(name)
+        .ok_or_else(|| syntax(position, format!("unknown field {name:?}")))?;
+    if !def.filterable {
+        return Err(EngineError::invalid(
+            "filter",
+            format!("field {name:?} is not filterable; declare it with filterable: true"),
+        ));
+    }
+    Ok(if def.ty == FieldType::Text {
+        Box::new(HasWords(field))
+    } else {
+        // Every filterable field but TEXT has a column (`FieldDef::is_fast`).
+        Box::new(ExistsQuery::new(name.to_owned(), false))
+    })
+}
+
+/// The documents whose TEXT field holds a word: a field norm above 0.
+#[derive(Clone, Debug)]
+struct HasWords(Field);
+
+impl Query for HasWords {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(HasWordsWeight(self.0)))
+    }
+}
+
+struct HasWordsWeight(Field);
+
+impl Weight for HasWordsWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let norms = reader.get_fieldnorms_reader(self.0)?;
+        let mut docs = BitSet::with_max_value(reader.max_doc());
+        for doc in 0..reader.max_doc() {
+            if norms.fieldnorm_id(doc) != 0 {
+                docs.insert(doc);
+            }
+        }
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(docs), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let norms = reader.get_fieldnorms_reader(self.0)?;
+        if norms.fieldnorm_id(doc) == 0 {
+            return Err(tantivy::TantivyError::InvalidArgument(format!(
+                "document {doc} holds no word in the field"
+            )));
+        }
+        Ok(Explanation::new("the field holds a value", 1.0))
+    }
 }
 
 fn not(query: Box<dyn Query>) -> Box<dyn Query> {
@@ -550,6 +626,21 @@ mod tests {
             ])),
         );
         check("t:(x)", Some(cmp("t", Op::Has, "x", 0)));
+        // Presence; a quoted star is a value.
+        let present = |field: &str, position| Expr::Present {
+            field: field.into(),
+            position,
+        };
+        check("price:*", Some(present("price", 0)));
+        check(
+            "NOT tags:* OR a:*",
+            Some(Expr::Or(vec![
+                Expr::Not(Box::new(present("tags", 4))),
+                present("a", 14),
+            ])),
+        );
+        check(r#"t:"*""#, Some(cmp("t", Op::Has, "*", 0)));
+        check("t = *", Some(cmp("t", Op::Eq, "*", 0)));
     }
 
     #[test]
