@@ -2,8 +2,10 @@
 //! a collection through ImportDocuments, with a progress bar.
 //!
 //! A JSONL line is one JSON object: its `id` (a string) becomes the document id and
-//! the other keys its fields. A line without `id` gets `<file stem>:<line number>`,
-//! so that running the same file again replaces the same documents (idempotent).
+//! the other keys its fields. A line without `id` (or with `""` or `null`) gets
+//! `<file stem>:<line number>`, so that running the same file again replaces the
+//! same documents (idempotent); the wire's empty id, a new random one on every
+//! run, is never sent.
 //! Lines that are not JSON objects are reported by line number and not sent.
 
 use std::fs::File;
@@ -288,7 +290,10 @@ fn read_jsonl(path: &Path, sink: &Sink) -> anyhow::Result<()> {
         let bytes = line.len() as u64 + 1;
         let item = match serde_json::from_str::<serde_json::Value>(&line) {
             Ok(serde_json::Value::Object(mut fields)) => match fields.remove("id") {
-                None => Ok(format!("{stem}:{number}")),
+                None | Some(serde_json::Value::Null) => Ok(format!("{stem}:{number}")),
+                Some(serde_json::Value::String(id)) if id.is_empty() => {
+                    Ok(format!("{stem}:{number}"))
+                }
                 Some(serde_json::Value::String(id)) => Ok(id),
                 Some(other) => Err(format!("\"id\" must be a string, not {other}")),
             }

@@ -22,13 +22,15 @@ async fn imports_jsonl_idempotently_and_reports_bad_lines() {
     writeln!(file, r#"{{"id": "e", "n": "five"}}"#).unwrap();
     writeln!(file, r#"[1, 2]"#).unwrap();
     writeln!(file, r#"{{"id": 7}}"#).unwrap();
+    writeln!(file, r#"{{"id": "", "title": "empty id"}}"#).unwrap();
+    writeln!(file, r#"{{"id": null, "title": "null id"}}"#).unwrap();
     drop(file);
 
     for round in 1..=2 {
         let summary = trove::import::import(s.channel.clone(), "c", &path, false, false)
             .await
             .unwrap();
-        assert_eq!(summary.imported, 3, "round {round}");
+        assert_eq!(summary.imported, 5, "round {round}");
         let lines: Vec<&str> = summary
             .failures
             .iter()
@@ -47,22 +49,25 @@ async fn imports_jsonl_idempotently_and_reports_bad_lines() {
         );
         assert_eq!(
             s.find(query("c", "")).await.total_size,
-            3,
+            5,
             "round {round}: a re-run replaces"
         );
-        let generated = s
-            .documents
-            .get_document(pb::GetDocumentRequest {
-                collection: "c".into(),
-                id: "books:2".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            generated.version, round,
-            "the id of a line without one is stable"
-        );
+        // No id, an empty one or null: the same stable id from the line.
+        for id in ["books:2", "books:9", "books:10"] {
+            let generated = s
+                .documents
+                .get_document(pb::GetDocumentRequest {
+                    collection: "c".into(),
+                    id: id.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                generated.version, round,
+                "the id of a line without one is stable: {id}"
+            );
+        }
     }
     let err = trove::import::import(s.channel.clone(), "missing", &path, false, false)
         .await
