@@ -47,11 +47,13 @@ pub fn status_from(err: EngineError) -> Status {
         | EngineError::DocumentExists { .. }
         | EngineError::AlreadyExists(_) => Status::already_exists(message),
         EngineError::VersionMismatch { .. } | EngineError::Conflict(_) => Status::aborted(message),
-        EngineError::PageTokenExpired(_) => Status::with_error_details(
-            Code::InvalidArgument,
-            message.clone(),
-            ErrorDetails::with_error_info("PAGE_TOKEN_EXPIRED", "trove", []),
-        ),
+        EngineError::PageTokenExpired(_) => {
+            // One reason for every token the server can no longer serve, with
+            // the field named as for any other bad argument.
+            let mut details = ErrorDetails::with_error_info("PAGE_TOKEN_EXPIRED", "trove", []);
+            details.add_bad_request_violation("page_token", message.clone());
+            Status::with_error_details(Code::InvalidArgument, message.clone(), details)
+        }
         EngineError::LimitExceeded(_) => Status::resource_exhausted(message),
         EngineError::StorageFull(cause) => {
             tracing::warn!(%cause, "write refused");

@@ -8,7 +8,7 @@ use tonic_types::StatusExt;
 use trove::api::pb;
 use trove::config::Config;
 
-use crate::harness::{Server, ids, query, to_json};
+use crate::harness::{Server, bad_request_field, ids, query, to_json};
 
 async fn walk(
     s: &mut Server,
@@ -123,6 +123,37 @@ async fn expired_and_evicted_snapshots_say_page_token_expired() {
         .cloned()
         .expect("an ErrorInfo detail");
     assert_eq!(info.reason, "PAGE_TOKEN_EXPIRED");
+    assert_eq!(bad_request_field(&err), "page_token");
+    assert!(
+        err.message().contains("pinned 0 seconds"),
+        "the configured lifetime: {}",
+        err.message()
+    );
+    s.stop().await;
+
+    // A token of an earlier run of the server: the same reason and details.
+    let mut s = Server::start().await;
+    s.create_test_collection("p").await;
+    for i in 0..5 {
+        s.put("p", &format!("d{i}"), json!({"title": "word"})).await;
+    }
+    let page = s.find(first.clone()).await;
+    s.stop().await;
+    let mut s = Server::start().await;
+    s.create_test_collection("p").await;
+    let mut stale = first.clone();
+    stale.page_token = page.next_page_token;
+    let err = s.search.search(stale).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone())
+            .as_deref(),
+        Some("PAGE_TOKEN_EXPIRED")
+    );
+    assert_eq!(bad_request_field(&err), "page_token");
+    assert!(err.message().contains("restarted"), "{}", err.message());
     s.stop().await;
 
     let mut config = Config::for_tests();

@@ -96,8 +96,12 @@ impl PageTokens {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             != 0
         {
-            return Err(invalid(
-                "signature mismatch (altered, or issued before a restart)",
+            // A token of an earlier run of the server (whose key is gone) and
+            // an altered one look alike: neither can be served.
+            return Err(EngineError::PageTokenExpired(
+                "this page token cannot be served: the server has restarted since it was \
+                 issued, or it was altered; start again from the first page"
+                    .into(),
             ));
         }
         if payload[17..25] != fingerprint {

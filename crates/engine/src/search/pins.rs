@@ -71,9 +71,9 @@ impl Pins {
             }
             Some(_) => {
                 pinned.remove(&id);
-                Err(expired())
+                Err(self.expired())
             }
-            None => Err(expired()),
+            None => Err(self.expired()),
         }
     }
 
@@ -83,11 +83,26 @@ impl Pins {
     }
 }
 
-fn expired() -> EngineError {
-    EngineError::PageTokenExpired(format!(
-        "the view this page token walks was released (pins last {} minutes after their last use); start again from the first page",
-        DEFAULT_TTL.as_secs() / 60
-    ))
+impl Pins {
+    fn expired(&self) -> EngineError {
+        EngineError::PageTokenExpired(format!(
+            "the snapshot this page token walks was released (a snapshot stays pinned {} after \
+             its last page, and at most {} are pinned at once); start again from the first page",
+            lifetime(self.ttl),
+            self.capacity
+        ))
+    }
+}
+
+/// `ttl` as a person would say it: `10 minutes`, `90 seconds`.
+fn lifetime(ttl: Duration) -> String {
+    let seconds = ttl.as_secs();
+    match seconds {
+        1 => "1 second".into(),
+        60 => "1 minute".into(),
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
 }
 
 impl Default for Pins {
