@@ -285,6 +285,7 @@ pub fn search_request(
         typo_tolerance,
         prefix_last_word,
         explain,
+        skip_hits,
     } = request;
     let syntax = match pb::search_request::Syntax::try_from(syntax) {
         Ok(pb::search_request::Syntax::Unspecified | pb::search_request::Syntax::Full) => {
@@ -365,6 +366,7 @@ pub fn search_request(
             },
             explain,
             without_fields: !mask.keeps_fields(),
+            skip_hits,
         },
         mask,
     ))

@@ -400,7 +400,21 @@ async fn highlights_facets_and_read_mask() {
             ..Default::default()
         },
     ];
+    // Without hits: the same total and facets, nothing ranked, no next page.
+    let mut counts_only = facets.clone();
+    counts_only.skip_hits = true;
+    counts_only.page_size = 1;
+    counts_only.order_by = "n desc".into();
+    let counts = s.find(counts_only.clone()).await;
+    assert!(counts.hits.is_empty());
+    assert!(counts.next_page_token.is_empty());
     let found = s.find(facets).await;
+    assert_eq!(counts.total_size, found.total_size);
+    assert_eq!(counts.facets, found.facets);
+    // The order is still checked.
+    counts_only.order_by = "nothing".into();
+    let err = s.search.search(counts_only).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
     let buckets = |i: usize| {
         found.facets[i]
             .buckets

@@ -166,6 +166,7 @@ async fn random_text_never_panics() {
                     options: options.clone(),
                     explain: rng.next() % 2 == 0,
                     without_fields: rng.next() % 2 == 0,
+                    skip_hits: rng.next() % 8 == 0,
                 };
                 let _ = search::search(&collection, &tokens, &pins, &request);
             }

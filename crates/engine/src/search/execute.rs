@@ -61,6 +61,8 @@ pub struct SearchRequest {
     /// mask names none): no stored document is decompressed, and none counts
     /// against the response budget. Highlighting still reads the fields.
     pub without_fields: bool,
+    /// Only the total and the facets: no hit is ranked or read.
+    pub skip_hits: bool,
 }
 
 /// One hit.
@@ -162,6 +164,16 @@ pub fn search(
     } else {
         keys
     };
+    if request.skip_hits {
+        // Neither collector scores, so tantivy matches without scoring.
+        let (total, facets) = searcher.search(&*full_query, &(Count, facet_collector))?;
+        return Ok(SearchResults {
+            hits: Vec::new(),
+            total_size: total as u64,
+            next_page_token: String::new(),
+            facets,
+        });
+    }
     let sort = SortCollector::new(keys, end, collection.id_cache());
     let statistics = BlendedStatistics::new(searcher, schema);
     let (sorted, total, facet_counts) = searcher.search_with_statistics_provider(

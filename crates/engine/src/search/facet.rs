@@ -580,5 +580,15 @@ mod tests {
         assert_eq!(tags_by_hand.len(), 9);
         assert_eq!(counted(0), tags_by_hand);
         assert_eq!(counted(1), n_by_hand);
+
+        // Without hits: the same total and facets, and nothing ranked.
+        let request = SearchRequest {
+            skip_hits: true,
+            ..request
+        };
+        let counts = search(&collection, &PageTokens::new(), &Pins::default(), &request).unwrap();
+        assert!(counts.hits.is_empty() && counts.next_page_token.is_empty());
+        assert_eq!(counts.total_size, found.total_size);
+        assert_eq!(counts.facets, found.facets);
     }
 }
