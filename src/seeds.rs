@@ -94,10 +94,30 @@ fn first_sentence(text: &str) -> String {
 }
 
 /// Creates the `news` collection and loads every `*.txt` file of `dir` into it.
-/// Returns how many articles were loaded (`None` when `news` already exists, as
-/// after a restart in the durable mode); unreadable files are logged and skipped.
+/// Returns how many articles were loaded (`None`, logged, when `news` already
+/// exists, as after a restart in the durable mode, or when `dir` cannot be read);
+/// unreadable files are logged and skipped.
+///
+/// A relative `dir` is read from the working directory; the log names the
+/// directory as resolved. A directory that cannot be read is logged with that
+/// path and creates nothing, so that a request for `news` says it is missing
+/// rather than answering from an empty collection.
 pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineError> {
     let name = CollectionName::parse(NEWS, "collection")?;
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    if engine.collection(&name).is_ok() {
+        tracing::info!("collection news exists: seeds not loaded");
+        return Ok(None);
+    }
+    if let Err(err) = std::fs::read_dir(&dir) {
+        tracing::warn!(
+            dir = %dir.display(),
+            %err,
+            "cannot read the seeds directory: no seeds loaded (pass --seeds DIR, or start \
+             the server where ./seeds is)"
+        );
+        return Ok(None);
+    }
     let collection = match engine.collection(&name) {
         Ok(_) => return Ok(None),
         Err(EngineError::CollectionNotFound(_)) => {
@@ -108,7 +128,6 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineEr
         Err(err) => return Err(err),
     };
     // File reads block: keep them off the async workers.
-    let dir = dir.to_owned();
     let items = tokio::task::spawn_blocking(move || read_articles(&dir))
         .await
         .map_err(|e| EngineError::Internal(format!("reading seeds: {e}")))?;

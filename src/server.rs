@@ -194,9 +194,10 @@ pub async fn serve(
     if !config.no_seeds {
         match seeds::load(&engine, &config.seeds).await {
             Ok(Some(n)) => {
-                tracing::info!(articles = n, dir = %config.seeds.display(), "seeds loaded")
+                let dir = std::path::absolute(&config.seeds).unwrap_or(config.seeds.clone());
+                tracing::info!(articles = n, dir = %dir.display(), "seeds loaded")
             }
-            Ok(None) => tracing::info!("collection news exists: seeds not loaded"),
+            Ok(None) => {}
             Err(err) => tracing::error!(%err, "loading seeds failed"),
         }
     }

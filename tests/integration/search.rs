@@ -603,3 +603,22 @@ async fn seeds_are_searchable() {
     );
     s.stop().await;
 }
+
+/// A seeds directory that cannot be read creates nothing: `news` is missing,
+/// not empty.
+#[tokio::test]
+async fn a_missing_seeds_directory_creates_no_collection() {
+    let mut config = trove::config::Config::for_tests();
+    config.no_seeds = false;
+    config.seeds = "no/such/seeds/directory".into();
+    let mut s = Server::start_with(config).await;
+    let err = s
+        .collections
+        .get_collection(pb::GetCollectionRequest {
+            name: "news".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    s.stop().await;
+}
