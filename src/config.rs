@@ -56,6 +56,23 @@ pub struct ImportArgs {
     /// Exit with status 0 even when some lines failed (they are still listed).
     #[arg(long)]
     pub allow_failures: bool,
+    /// The API key to send (`authorization: Bearer KEY`); needs the `write` scope.
+    #[arg(long, env = "TROVE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Connect with TLS, trusting the CA in this PEM file (the one that signed the
+    /// server's certificate, as `--tls-cert` gives it).
+    #[arg(long, env = "TROVE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM) for a server that asks for one (`--tls-client-ca`).
+    #[arg(long, env = "TROVE_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "TROVE_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// The name the server's certificate must hold, when it is not the host of
+    /// `--addr` (e.g. `localhost` while connecting to 127.0.0.1).
+    #[arg(long, env = "TROVE_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
     /// A `.jsonl` file, or a directory of `*.txt` articles that start with `date YYYY-MM-DD`.
     pub path: PathBuf,
 }

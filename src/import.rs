@@ -17,7 +17,9 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::api::fields_to_struct;
 use crate::api::pb::document_service_client::DocumentServiceClient;
@@ -47,25 +49,135 @@ struct Item {
     bytes: u64,
 }
 
-/// The URI of `--addr`: `HOST:PORT` (as `--listen` takes it) means plain
-/// HTTP/2 on that address; a URI with a scheme is taken as it is.
-fn endpoint_uri(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
+/// The URI of `--addr`: `HOST:PORT` (as `--listen` takes it) means HTTP/2 on
+/// that address, with TLS when `tls`; a URI with a scheme is taken as it is.
+fn endpoint_uri(addr: &str, tls: bool) -> String {
+    match (addr.contains("://"), tls) {
+        (true, _) => addr.to_owned(),
+        (false, true) => format!("https://{addr}"),
+        (false, false) => format!("http://{addr}"),
+    }
+}
+
+/// The channel `args` describe: plain, TLS (`--ca-cert`), or mutual TLS
+/// (`--client-cert`, `--client-key`).
+async fn connect(args: &ImportArgs) -> anyhow::Result<Channel> {
+    let uri = endpoint_uri(&args.addr, args.ca_cert.is_some());
+    let mut endpoint = Endpoint::from_shared(uri.clone()).context("invalid --addr")?;
+    match (&args.ca_cert, uri.starts_with("https://")) {
+        (Some(ca), _) => {
+            let read = |path: &PathBuf, what: &str| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read {what} {}", path.display()))
+            };
+            let mut tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read(ca, "--ca-cert")?));
+            if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+                tls = tls.identity(Identity::from_pem(
+                    read(cert, "--client-cert")?,
+                    read(key, "--client-key")?,
+                ));
+            }
+            if let Some(domain) = &args.tls_domain {
+                tls = tls.domain_name(domain.clone());
+            }
+            endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+        }
+        (None, true) => bail!(
+            "{uri} needs --ca-cert: the PEM file of the CA that signed the server's certificate"
+        ),
+        (None, false) if args.client_cert.is_some() || args.tls_domain.is_some() => {
+            bail!("--client-cert and --tls-domain need TLS: pass --ca-cert too")
+        }
+        (None, false) => {}
+    }
+    endpoint.connect().await.map_err(|err| {
+        let cause = error_chain(&err);
+        let hint = if cause.contains("Connection refused") {
+            "nothing listens there: is the server running, on that port?"
+        } else if cause.contains("certificate") || cause.contains("InvalidCertificate") {
+            "the server's certificate is not trusted: check --ca-cert, and --tls-domain if the \
+             certificate names another host"
+        } else if args.ca_cert.is_some() {
+            "a TLS handshake failed: does the server use TLS (--tls-cert), and does it want a \
+             client certificate (--client-cert, --client-key)?"
+        } else {
+            "if the server uses TLS, pass --ca-cert"
+        };
+        anyhow::anyhow!("cannot connect to {}: {cause} ({hint})", args.addr)
+    })
+}
+
+/// An error and its causes on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// What a failed import call means for the person running it.
+fn explain(status: &tonic::Status, collection: &str) -> String {
+    let hint = match status.code() {
+        tonic::Code::Unauthenticated => {
+            " (the server wants an API key it knows: pass --api-key or set TROVE_API_KEY)"
+        }
+        tonic::Code::PermissionDenied => " (the API key needs the write scope on this collection)",
+        tonic::Code::NotFound => {
+            " (create the collection first: CollectionService/CreateCollection)"
+        }
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+            if status.message().contains("error") =>
+        {
+            // A plain connection to a TLS port, or one without the client
+            // certificate the server asks for, breaks at the first call.
+            " (the connection broke: if the server uses TLS, pass --ca-cert; if it wants a \
+             client certificate, --client-cert and --client-key)"
+        }
+        _ => "",
+    };
+    format!(
+        "import into {collection:?} failed: {:?}: {}{hint}",
+        status.code(),
+        status.message()
+    )
+}
+
+/// Adds `authorization: Bearer KEY` to every call when a key is given.
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
     }
 }
 
 /// Runs an import and prints a summary; the progress bar goes to stderr when asked.
 pub async fn run(args: &ImportArgs, progress: bool) -> anyhow::Result<Summary> {
-    let channel = Channel::from_shared(endpoint_uri(&args.addr))
-        .context("invalid --addr")?
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to {}", args.addr))?;
-    let summary = import(
+    let channel = connect(args).await?;
+    let key =
+        match &args.api_key {
+            None => None,
+            Some(key) => Some(format!("Bearer {key}").parse().map_err(|_| {
+                anyhow::anyhow!("--api-key holds characters a header cannot carry")
+            })?),
+        };
+    let summary = import_as(
         channel,
+        key,
         &args.collection,
         &args.path,
         args.async_visibility,
@@ -97,6 +209,19 @@ pub async fn import(
     async_visibility: bool,
     progress: bool,
 ) -> anyhow::Result<Summary> {
+    import_as(channel, None, collection, path, async_visibility, progress).await
+}
+
+/// Streams `path` into `collection` over `channel`, sending `key` (an
+/// `authorization` value) when given.
+async fn import_as(
+    channel: Channel,
+    key: Option<MetadataValue<Ascii>>,
+    collection: &str,
+    path: &Path,
+    async_visibility: bool,
+    progress: bool,
+) -> anyhow::Result<Summary> {
     let (total_bytes, source) = source(path)?;
     let bar = if progress {
         ProgressBar::new(total_bytes)
@@ -117,7 +242,8 @@ pub async fn import(
     // to report failures by line.
     let (requests_tx, requests_rx) = mpsc::channel::<ImportDocumentsRequest>(READ_AHEAD);
     let mut call = {
-        let mut client = DocumentServiceClient::new(channel).max_decoding_message_size(256 << 20);
+        let mut client = DocumentServiceClient::with_interceptor(channel, Bearer(key))
+            .max_decoding_message_size(256 << 20);
         tokio::spawn(async move {
             client
                 .import_documents(ReceiverStream::new(requests_rx))
@@ -178,9 +304,7 @@ pub async fn import(
     drop(items_rx);
     let response: ImportDocumentsResponse = outcome
         .context("import task")?
-        .map_err(|status| {
-            anyhow::anyhow!("import failed: {:?}: {}", status.code(), status.message())
-        })?
+        .map_err(|status| anyhow::anyhow!(explain(&status, collection)))?
         .into_inner();
     reader.await.context("reader task")??;
     bar.finish_and_clear();
@@ -319,10 +443,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_without_a_scheme_is_plain_http() {
-        assert_eq!(endpoint_uri("127.0.0.1:50061"), "http://127.0.0.1:50061");
-        assert_eq!(endpoint_uri("localhost:1"), "http://localhost:1");
-        assert_eq!(endpoint_uri("https://example:443"), "https://example:443");
-        assert_eq!(endpoint_uri("http://[::1]:50051"), "http://[::1]:50051");
+    fn an_address_without_a_scheme_is_http_or_https_with_a_ca() {
+        assert_eq!(
+            endpoint_uri("127.0.0.1:50061", false),
+            "http://127.0.0.1:50061"
+        );
+        assert_eq!(endpoint_uri("localhost:1", false), "http://localhost:1");
+        assert_eq!(endpoint_uri("localhost:1", true), "https://localhost:1");
+        assert_eq!(
+            endpoint_uri("https://example:443", false),
+            "https://example:443"
+        );
+        assert_eq!(
+            endpoint_uri("http://[::1]:50051", true),
+            "http://[::1]:50051"
+        );
     }
 }

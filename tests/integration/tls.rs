@@ -189,3 +189,108 @@ async fn unreadable_tls_files_stop_start_up_with_the_path() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("missing.pem"), "{err:#}");
 }
+
+/// `trove import` against a server with mutual TLS and API keys: it connects
+/// with `--ca-cert`, `--client-cert`, `--client-key` and `--tls-domain`, sends
+/// `--api-key`, and says what to pass when something is missing.
+#[tokio::test]
+async fn the_importer_reaches_a_server_with_mutual_tls_and_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let keys = dir.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[keys]]\nkey = \"admin-key\"\nscope = \"admin\"\n\n\
+         [[keys]]\nkey = \"writer-key\"\nscope = \"write\"\n\n\
+         [[keys]]\nkey = \"reader-key\"\nscope = \"read\"\n",
+    )
+    .unwrap();
+    let mut config = Config::for_tests();
+    config.tls_cert = Some(pki.server_cert.clone());
+    config.tls_key = Some(pki.server_key.clone());
+    config.tls_client_ca = Some(pki.ca.clone());
+    config.api_keys = Some(keys);
+    let (port, _stop) = serve(config).await;
+    let client_cert = dir.path().join("client.pem");
+    let client_key = dir.path().join("client.key");
+    std::fs::write(&client_cert, &pki.client_cert).unwrap();
+    std::fs::write(&client_key, &pki.client_key).unwrap();
+
+    // The collection, made with the admin key once the server serves.
+    let ca = Certificate::from_pem(std::fs::read(&pki.ca).unwrap());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(ca)
+        .identity(Identity::from_pem(&pki.client_cert, &pki.client_key));
+    let channel = tls_channel(port, tls).await.unwrap();
+    let mut collections = CollectionServiceClient::new(channel);
+    let create = || {
+        let mut request = tonic::Request::new(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "books".into(),
+                fields: crate::harness::test_fields(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer admin-key".parse().unwrap());
+        request
+    };
+    let started = std::time::Instant::now();
+    while let Err(status) = collections.create_collection(create()).await {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(started.elapsed().as_secs() < 60, "the server never served");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let file = dir.path().join("books.jsonl");
+    std::fs::write(
+        &file,
+        "{\"id\": \"a\", \"title\": \"one\"}\n{\"id\": \"b\", \"title\": \"two\"}\n",
+    )
+    .unwrap();
+    let args = |key: Option<&str>| trove::config::ImportArgs {
+        collection: "books".into(),
+        addr: format!("127.0.0.1:{port}"),
+        async_visibility: false,
+        quiet: true,
+        allow_failures: false,
+        api_key: key.map(str::to_owned),
+        ca_cert: Some(pki.ca.clone()),
+        client_cert: Some(client_cert.clone()),
+        client_key: Some(client_key.clone()),
+        tls_domain: Some("localhost".into()),
+        path: file.clone(),
+    };
+    let summary = trove::import::run(&args(Some("writer-key")), false)
+        .await
+        .unwrap();
+    assert_eq!(summary.imported, 2);
+    assert!(summary.failures.is_empty());
+
+    let fails = |args: trove::config::ImportArgs, wanted: &'static str| async move {
+        let err = trove::import::run(&args, false).await.unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains(wanted), "{wanted:?} not in {message}");
+    };
+    fails(args(None), "--api-key").await;
+    fails(args(Some("reader-key")), "write scope").await;
+    fails(args(Some("unknown-key")), "--api-key").await;
+    let mut missing = args(Some("writer-key"));
+    missing.collection = "nothing".into();
+    fails(missing, "create the collection first").await;
+    let mut plain = args(Some("writer-key"));
+    plain.ca_cert = None;
+    plain.client_cert = None;
+    plain.client_key = None;
+    plain.tls_domain = None;
+    fails(plain, "--ca-cert").await;
+    let mut no_identity = args(Some("writer-key"));
+    no_identity.client_cert = None;
+    no_identity.client_key = None;
+    fails(no_identity, "--client-cert").await;
+    let mut refused = args(Some("writer-key"));
+    refused.addr = "127.0.0.1:1".into();
+    fails(refused, "nothing listens there").await;
+}
