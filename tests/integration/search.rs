@@ -174,10 +174,19 @@ async fn presence_on_a_text_field() {
         got.sort();
         assert_eq!(got, want, "{filter}");
     }
-    // Presence needs a filterable field, as every filter does.
+    // Presence needs a filterable field, as every filter does; a key that
+    // documents carry without a declaration is named as such.
+    s.put(
+        "notes",
+        "colored",
+        json!({"title": "red one", "color": "red"}),
+    )
+    .await;
     for (filter, message) in [
         ("title:*", "not filterable"),
         ("nothing:*", "unknown field"),
+        ("color = \"red\"", "is in the documents but not declared"),
+        ("note:* AND color:*", "declare it with filterable: true"),
     ] {
         let mut request = query("notes", "");
         request.filter = filter.into();

@@ -393,6 +393,21 @@ pub fn build(index: &Index, schema: &CollectionSchema, expr: &Expr) -> Result<Bo
     })
 }
 
+/// The first field `expr` names that `schema` does not declare (the document
+/// id aside), with its position.
+pub fn undeclared<'a>(expr: &'a Expr, schema: &CollectionSchema) -> Option<(&'a str, usize)> {
+    match expr {
+        Expr::And(items) | Expr::Or(items) => items.iter().find_map(|e| undeclared(e, schema)),
+        Expr::Not(inner) => undeclared(inner, schema),
+        Expr::Compare {
+            field, position, ..
+        }
+        | Expr::Present { field, position } => {
+            (field != "id" && schema.field(field).is_none()).then_some((field.as_str(), *position))
+        }
+    }
+}
+
 /// The documents whose field `name` holds a value.
 fn present(schema: &CollectionSchema, name: &str, position: usize) -> Result<Box<dyn Query>> {
     if name == "id" && schema.field(name).is_none() {

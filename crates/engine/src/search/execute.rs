@@ -134,7 +134,21 @@ pub fn search(
     let text_query = builder.build(&request.query)?;
     let marks = builder.marks();
     let filter = filter::parse(&request.filter)?
-        .map(|expr| filter::build(index, schema, &expr))
+        .map(|expr| {
+            if let Some((name, position)) = filter::undeclared(&expr, schema)
+                && stored_not_declared(&view, name)
+            {
+                return Err(EngineError::invalid(
+                    "filter",
+                    format!(
+                        "field {name:?} (at position {position}) is in the documents but not \
+                         declared in the collection's fields, so it is stored, not indexed: \
+                         declare it with filterable: true when creating the collection"
+                    ),
+                ));
+            }
+            filter::build(index, schema, &expr)
+        })
         .transpose()?;
     let keys = order::parse(&request.order_by, schema)?;
     let facets = facet::validate(&request.facets, schema)?;
@@ -265,6 +279,18 @@ pub fn search(
         next_page_token,
         facets: facet_counts,
     })
+}
+
+/// How many live documents are looked at for an undeclared key.
+const UNDECLARED_SAMPLE: usize = 1000;
+
+/// Whether some of the first live documents of `view` carry the key `name`
+/// (a bounded look, on the error path only).
+fn stored_not_declared(view: &View, name: &str) -> bool {
+    view.docs
+        .values()
+        .take(UNDECLARED_SAMPLE)
+        .any(|doc| doc.fields().is_ok_and(|fields| fields.contains_key(name)))
 }
 
 type HighlightPlan = (Vec<(String, tantivy::schema::Field)>, Style);
