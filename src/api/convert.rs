@@ -286,6 +286,7 @@ pub fn search_request(
         prefix_last_word,
         explain,
         skip_hits,
+        post_filter,
     } = request;
     let syntax = match pb::search_request::Syntax::try_from(syntax) {
         Ok(pb::search_request::Syntax::Unspecified | pb::search_request::Syntax::Full) => {
@@ -367,6 +368,7 @@ pub fn search_request(
             explain,
             without_fields: !mask.keeps_fields(),
             skip_hits,
+            post_filter,
         },
         mask,
     ))

@@ -197,6 +197,57 @@ async fn presence_on_a_text_field() {
     s.stop().await;
 }
 
+/// `post_filter` narrows the hits and the facets of other fields, not a facet
+/// on a field it names (a shop page's checked boxes).
+#[tokio::test]
+async fn post_filter_leaves_the_facet_of_its_own_field_whole() {
+    let mut s = library().await;
+    let facet = |field: &str| pb::FacetRequest {
+        field: field.into(),
+        ..Default::default()
+    };
+    let mut request = query("c", "");
+    request.filter = "n >= 1".into();
+    request.post_filter = "tags:(\"rust\" OR \"go\") AND live = true".into();
+    request.facets = vec![facet("tags"), facet("live"), facet("n")];
+    let found = s.find(request.clone()).await;
+    let mut got = ids(&found);
+    got.sort();
+    assert_eq!(got, ["a", "d"], "hits: filter and post filter");
+    assert_eq!(found.total_size, 2);
+    let buckets = |i: usize| {
+        let mut b: Vec<(String, i64)> = found.facets[i]
+            .buckets
+            .iter()
+            .map(|b| (b.value.clone(), b.count))
+            .collect();
+        b.sort();
+        b
+    };
+    let owned = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(v, c)| (v.to_string(), *c)).collect()
+    };
+    // tags: the filter and the post filter's `live` part (a, c, d), not its tags part.
+    assert_eq!(
+        buckets(0),
+        owned(&[("go", 1), ("python", 1), ("rust", 1), ("systems", 2)])
+    );
+    // live: the filter and the post filter's tags part (a, b, d).
+    assert_eq!(buckets(1), owned(&[("false", 1), ("true", 2)]));
+    // n: both parts (a, d).
+    assert_eq!(buckets(2), owned(&[("3", 1), ("5", 1)]));
+    // The same counts without hits; a bad post filter names its field.
+    request.skip_hits = true;
+    let counts = s.find(request.clone()).await;
+    assert_eq!(counts.facets, found.facets);
+    assert_eq!(counts.total_size, 2);
+    request.post_filter = "n >".into();
+    let err = s.search.search(request).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_field(&err), "post_filter");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn filters_on_every_type() {
     let mut s = library().await;

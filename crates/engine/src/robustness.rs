@@ -167,6 +167,11 @@ async fn random_text_never_panics() {
                     explain: rng.next() % 2 == 0,
                     without_fields: rng.next() % 2 == 0,
                     skip_hits: rng.next() % 8 == 0,
+                    post_filter: if rng.next() % 4 == 0 {
+                        rng.text()
+                    } else {
+                        String::new()
+                    },
                 };
                 let _ = search::search(&collection, &tokens, &pins, &request);
             }

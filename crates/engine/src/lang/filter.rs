@@ -393,6 +393,15 @@ pub fn build(index: &Index, schema: &CollectionSchema, expr: &Expr) -> Result<Bo
     })
 }
 
+/// Whether `expr` names the field `name`.
+pub fn mentions(expr: &Expr, name: &str) -> bool {
+    match expr {
+        Expr::And(items) | Expr::Or(items) => items.iter().any(|e| mentions(e, name)),
+        Expr::Not(inner) => mentions(inner, name),
+        Expr::Compare { field, .. } | Expr::Present { field, .. } => field == name,
+    }
+}
+
 /// The first field `expr` names that `schema` does not declare (the document
 /// id aside), with its position.
 pub fn undeclared<'a>(expr: &'a Expr, schema: &CollectionSchema) -> Option<(&'a str, usize)> {

@@ -63,6 +63,8 @@ pub struct SearchRequest {
     pub without_fields: bool,
     /// Only the total and the facets: no hit is ranked or read.
     pub skip_hits: bool,
+    /// Narrows the hits and the facets of the fields it does not name.
+    pub post_filter: String,
 }
 
 /// One hit.
@@ -111,6 +113,7 @@ pub fn search(
         &request.filter,
         &request.order_by,
         &ranking,
+        &request.post_filter,
     ]);
     let (offset, view) = match tokens.decode(&request.page_token, fingerprint)? {
         None => (0, collection.view()),
@@ -158,17 +161,74 @@ pub fn search(
         .map(|h| highlight_plan(collection, h))
         .transpose()?;
 
-    let full_query: Box<dyn Query> = match filter {
+    // The post filter's parts (its top-level ANDs), each with its query.
+    let post_parts: Vec<(filter::Expr, Box<dyn Query>)> =
+        match filter::parse(&request.post_filter).map_err(as_post_filter)? {
+            None => Vec::new(),
+            Some(filter::Expr::And(items)) => items,
+            Some(expr) => vec![expr],
+        }
+        .into_iter()
+        .map(|expr| {
+            let query = filter::build(index, schema, &expr).map_err(as_post_filter)?;
+            Ok((expr, query))
+        })
+        .collect::<Result<_>>()?;
+    // Filters must not change scores: they match with a constant 0.
+    let restricted = |query: &dyn Query, parts: &mut dyn Iterator<Item = &Box<dyn Query>>| {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, query.box_clone())];
+        for part in parts {
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(part.box_clone(), 0.0)),
+            ));
+        }
+        let query: Box<dyn Query> = if clauses.len() == 1 {
+            clauses.remove(0).1
+        } else {
+            Box::new(BooleanQuery::new(clauses))
+        };
+        query
+    };
+    let filtered: Box<dyn Query> = match filter {
         None => text_query.box_clone(),
-        // The filter must not change scores: it matches with a constant 0.
-        Some(filter) => Box::new(BooleanQuery::new(vec![
-            (Occur::Must, text_query.box_clone()),
-            (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))),
-        ])),
+        Some(filter) => restricted(&*text_query, &mut std::iter::once(&filter)),
+    };
+    let full_query = restricted(&*filtered, &mut post_parts.iter().map(|(_, q)| q));
+    // A facet on a field the post filter names counts without that part, in a
+    // pass of its own; the others count in the main pass.
+    let (main_facets, apart): (Vec<_>, Vec<_>) =
+        facets.into_iter().enumerate().partition(|(_, f)| {
+            !post_parts
+                .iter()
+                .any(|(e, _)| filter::mentions(e, f.field()))
+        });
+    let main_order: Vec<usize> = main_facets.iter().map(|(i, _)| *i).collect();
+    let facets_apart = |main: Vec<FacetCounts>| -> Result<Vec<FacetCounts>> {
+        let mut all: Vec<(usize, FacetCounts)> = main_order.iter().copied().zip(main).collect();
+        for (i, facet) in &apart {
+            let field = facet.field();
+            let query = restricted(
+                &*filtered,
+                &mut post_parts
+                    .iter()
+                    .filter(|(e, _)| !filter::mentions(e, field))
+                    .map(|(_, q)| q),
+            );
+            let collector = FacetCollector {
+                facets: vec![facet.clone()],
+            };
+            let counts = searcher.search(&*query, &collector)?;
+            all.extend(counts.into_iter().map(|c| (*i, c)));
+        }
+        all.sort_by_key(|(i, _)| *i);
+        Ok(all.into_iter().map(|(_, c)| c).collect())
     };
 
     let end = offset.saturating_add(limit);
-    let facet_collector = FacetCollector { facets };
+    let facet_collector = FacetCollector {
+        facets: main_facets.into_iter().map(|(_, f)| f).collect(),
+    };
     // Relevance is `_score desc`: the sort collector breaks ties by id.
     let keys = if keys.is_empty() {
         vec![order::SortKey {
@@ -185,7 +245,7 @@ pub fn search(
             hits: Vec::new(),
             total_size: total as u64,
             next_page_token: String::new(),
-            facets,
+            facets: facets_apart(facets)?,
         });
     }
     let sort = SortCollector::new(keys, end, collection.id_cache());
@@ -195,6 +255,7 @@ pub fn search(
         &(sort, Count, facet_collector),
         &statistics,
     )?;
+    let facet_counts = facets_apart(facet_counts)?;
     let ranked: Vec<order::Sorted> = sorted.into_iter().skip(offset).take(limit).collect();
 
     let mut analyzers = match &highlight {
@@ -279,6 +340,29 @@ pub fn search(
         next_page_token,
         facets: facet_counts,
     })
+}
+
+/// An error of the post filter, named as such (the filter language names
+/// `filter`).
+fn as_post_filter(err: EngineError) -> EngineError {
+    match err {
+        EngineError::Syntax {
+            field: "filter",
+            position,
+            message,
+        } => EngineError::Syntax {
+            field: "post_filter",
+            position,
+            message,
+        },
+        EngineError::InvalidArgument { field, message } if field == "filter" => {
+            EngineError::InvalidArgument {
+                field: "post_filter".into(),
+                message,
+            }
+        }
+        other => other,
+    }
 }
 
 /// How many live documents are looked at for an undeclared key.

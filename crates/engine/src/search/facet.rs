@@ -54,6 +54,13 @@ pub struct Facet {
     ranges: Vec<(Option<f64>, Option<f64>)>,
 }
 
+impl Facet {
+    /// The field counted.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+}
+
 /// The counts of one facet.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FacetCounts {
