@@ -129,11 +129,13 @@ impl SearchPool {
         };
         let flag = guard.flag.clone();
         let job: Job = Box::new(move || {
-            let _busy = busy;
             if flag.load(Ordering::Relaxed) {
                 return;
             }
-            let _ = done.send(run_job(flag, f));
+            let outcome = run_job(flag, f);
+            // Counted out before the caller can see the outcome (and search again).
+            drop(busy);
+            let _ = done.send(outcome);
         });
         self.jobs
             .send(job)
