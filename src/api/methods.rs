@@ -83,6 +83,7 @@ pub const METHODS: &[Method] = &[
         ..trove("/trove.v1.DocumentService/ImportDocuments", Write, true)
     },
     trove("/trove.v1.SearchService/Search", Read, false),
+    trove("/trove.v1.SearchService/BatchSearch", Read, false),
     trove("/trove.v1.SearchService/Suggest", Read, false),
     trove("/trove.v1.SearchService/Analyze", Read, false),
     trove("/trove.v1.SnapshotService/CreateSnapshot", Admin, false),

@@ -10,7 +10,7 @@ mod value;
 
 pub use convert::*;
 pub use limits::{MAX_DECODING_MESSAGE_BYTES, MAX_ENCODING_MESSAGE_BYTES, MAX_QUERY_MESSAGE_BYTES};
-pub use status::{OrStatus, map_transport_status, status_from};
+pub use status::{OrStatus, map_transport_status, status_from, within_status};
 pub use value::fields_to_struct;
 
 /// Generated types, clients and service stubs of package `trove.v1`, and the

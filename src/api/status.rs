@@ -99,6 +99,22 @@ pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> S
     status_from(EngineError::invalid(field, message))
 }
 
+/// `status` with the fields its `BadRequest` names placed inside `parent`
+/// (`filter` → `searches[2].filter`); any other status as it is.
+pub fn within_status(status: Status, parent: &str) -> Status {
+    let Some(bad) = status.get_error_details().bad_request().cloned() else {
+        return status;
+    };
+    let mut details = ErrorDetails::new();
+    for violation in bad.field_violations {
+        details.add_bad_request_violation(
+            format!("{parent}.{}", violation.field),
+            violation.description,
+        );
+    }
+    Status::with_error_details(status.code(), status.message(), details)
+}
+
 /// Rewrites the codes tonic itself gives to bad input: an oversized message is
 /// OUT_OF_RANGE there and RESOURCE_EXHAUSTED here; a request that cannot be read
 /// (truncated, an unknown compression flag, corrupt compressed data, no message

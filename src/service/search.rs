@@ -32,6 +32,48 @@ impl SearchService for SearchHandler {
         Ok(Response::new(api::search_response(results, &mask)))
     }
 
+    async fn batch_search(
+        &self,
+        request: Request<pb::BatchSearchRequest>,
+    ) -> Result<Response<pb::BatchSearchResponse>, Status> {
+        check_collection(&request, &request.get_ref().collection)?;
+        let pb::BatchSearchRequest {
+            collection,
+            searches,
+        } = request.into_inner();
+        let name = collection_name(&collection, "collection")?;
+        let mut requests = Vec::with_capacity(searches.len());
+        let mut masks = Vec::with_capacity(searches.len());
+        for (i, search) in searches.into_iter().enumerate() {
+            let path = format!("searches[{i}]");
+            if !search.collection.is_empty() && search.collection != collection {
+                return Err(status_from(EngineError::invalid(
+                    format!("{path}.collection"),
+                    format!(
+                        "{:?} is not the batch's collection {collection:?}: leave it empty",
+                        search.collection
+                    ),
+                )));
+            }
+            let (_, search, mask) =
+                api::search_request(search).map_err(|status| api::within_status(status, &path))?;
+            requests.push(search);
+            masks.push(mask);
+        }
+        let results = self
+            .engine
+            .search_batch(&name, requests)
+            .await
+            .or_status()?;
+        Ok(Response::new(pb::BatchSearchResponse {
+            responses: results
+                .into_iter()
+                .zip(&masks)
+                .map(|(results, mask)| api::search_response(results, mask))
+                .collect(),
+        }))
+    }
+
     async fn suggest(
         &self,
         request: Request<pb::SuggestRequest>,

@@ -248,6 +248,94 @@ async fn post_filter_leaves_the_facet_of_its_own_field_whole() {
     s.stop().await;
 }
 
+/// BatchSearch: several searches on one snapshot, answered in order; an error
+/// names its search.
+#[tokio::test]
+async fn batch_search_answers_each_search_in_order() {
+    let mut s = library().await;
+    let mut rust = query("", "rust");
+    rust.read_mask = Some(prost_types::FieldMask {
+        paths: vec!["id".into()],
+    });
+    let mut counts = query("c", "");
+    counts.skip_hits = true;
+    counts.facets = vec![pb::FacetRequest {
+        field: "live".into(),
+        ..Default::default()
+    }];
+    let mut paged = query("", "programming");
+    paged.page_size = 1;
+    let batch = |searches: Vec<pb::SearchRequest>| pb::BatchSearchRequest {
+        collection: "c".into(),
+        searches,
+    };
+    let found = s
+        .search
+        .batch_search(batch(vec![rust.clone(), counts.clone(), paged.clone()]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.responses.len(), 3);
+    let mut got = ids(&found.responses[0]);
+    got.sort();
+    assert_eq!(got, ["a", "b"]);
+    assert!(
+        found.responses[0].hits[0]
+            .document
+            .as_ref()
+            .unwrap()
+            .fields
+            .is_none()
+    );
+    assert!(found.responses[1].hits.is_empty());
+    assert_eq!(found.responses[1].total_size, 5);
+    assert_eq!(found.responses[1].facets[0].buckets.len(), 2);
+    // A response's next page continues with Search, on the batch's snapshot.
+    let first = &found.responses[2];
+    assert_eq!(first.hits.len(), 1);
+    let mut next = paged.clone();
+    next.collection = "c".into();
+    next.page_token = first.next_page_token.clone();
+    let second = s.find(next).await;
+    assert_eq!(second.total_size, first.total_size);
+    assert_ne!(ids(&second), ids(first));
+
+    // Errors name the search they belong to.
+    let mut bad = query("", "");
+    bad.filter = "n >".into();
+    let cases = [
+        (batch(vec![rust.clone(), bad]), "searches[1].filter"),
+        (
+            batch(vec![pb::SearchRequest {
+                page_token: "x".into(),
+                ..query("", "")
+            }]),
+            "searches[0].page_token",
+        ),
+        (batch(vec![query("other", "")]), "searches[0].collection"),
+        (
+            batch(vec![pb::SearchRequest {
+                page_size: -1,
+                ..query("", "")
+            }]),
+            "searches[0].page_size",
+        ),
+        (batch(vec![query("", ""); 17]), "searches"),
+    ];
+    for (request, field) in cases {
+        let err = s.search.batch_search(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert_eq!(bad_request_field(&err), field, "{err:?}");
+    }
+    let missing = pb::BatchSearchRequest {
+        collection: "nothing".into(),
+        searches: vec![query("", "")],
+    };
+    let err = s.search.batch_search(missing).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn filters_on_every_type() {
     let mut s = library().await;

@@ -308,6 +308,20 @@ impl Engine {
             .await
     }
 
+    /// Runs `requests` on one view of the collection `name` (see
+    /// [`search::search_batch`]).
+    pub async fn search_batch(
+        &self,
+        name: &CollectionName,
+        requests: Vec<SearchRequest>,
+    ) -> Result<Vec<SearchResults>> {
+        let collection = self.collection(name)?;
+        let (tokens, pins) = (self.tokens.clone(), self.pins.clone());
+        self.search_pool
+            .run(move || search::search_batch(&collection, &tokens, &pins, &requests))
+            .await
+    }
+
     /// Completes the last word of `prefix` from the collection `name`.
     pub async fn suggest(
         &self,

@@ -37,8 +37,8 @@ pub use schema::{CollectionSchema, FieldDef, FieldSpec, FieldType};
 pub use search::facet::{FacetCounts, FacetRequest};
 pub use search::highlight::{FieldHighlight, MAX_ANALYZED_CHARS as MAX_HIGHLIGHT_CHARS};
 pub use search::{
-    DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_FRAGMENT_SIZE,
-    MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
+    DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_BATCH_SEARCHES,
+    MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
 };
 pub use text::analysis::{Analyzer, Token, analyze};
 

@@ -1,6 +1,8 @@
 //! Running a search on a collection's published view: query and filter, order,
 //! paging, facets and highlights.
 
+use std::sync::Arc;
+
 use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query};
 use tantivy::{DocAddress, Score};
@@ -95,6 +97,55 @@ pub struct SearchResults {
     pub facets: Vec<FacetCounts>,
 }
 
+/// The most searches one batch may hold.
+pub const MAX_BATCH_SEARCHES: usize = 16;
+
+/// Runs `requests` on one view of `collection` (the latest), in order: their
+/// counts agree with each other whatever writes go on. A page token is refused
+/// (a later page reads the view its token pinned); a failure names its search
+/// (`searches[i]`).
+pub fn search_batch(
+    collection: &Collection,
+    tokens: &PageTokens,
+    pins: &Pins,
+    requests: &[SearchRequest],
+) -> Result<Vec<SearchResults>> {
+    if requests.len() > MAX_BATCH_SEARCHES {
+        return Err(EngineError::invalid(
+            "searches",
+            format!(
+                "{} searches; a batch holds at most {MAX_BATCH_SEARCHES}",
+                requests.len()
+            ),
+        ));
+    }
+    let view = collection.view();
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, request)| {
+            let named = |err: EngineError| match err {
+                EngineError::Syntax {
+                    field,
+                    position,
+                    message,
+                } => EngineError::invalid(
+                    format!("searches[{i}].{field}"),
+                    format!("{field}: {message} at position {position}"),
+                ),
+                other => other.within(&format!("searches[{i}]")),
+            };
+            if !request.page_token.is_empty() {
+                return Err(named(EngineError::invalid(
+                    "page_token",
+                    "a batch runs first pages only; follow next_page_token with Search",
+                )));
+            }
+            search_in(collection, tokens, pins, request, Some(view.clone())).map_err(named)
+        })
+        .collect()
+}
+
 /// Runs `request` on `collection`'s latest view, or for a later page on the view
 /// its page token pinned.
 pub fn search(
@@ -102,6 +153,17 @@ pub fn search(
     tokens: &PageTokens,
     pins: &Pins,
     request: &SearchRequest,
+) -> Result<SearchResults> {
+    search_in(collection, tokens, pins, request, None)
+}
+
+/// [`search`], on `first` for a first page when given.
+fn search_in(
+    collection: &Collection,
+    tokens: &PageTokens,
+    pins: &Pins,
+    request: &SearchRequest,
+    first: Option<Arc<View>>,
 ) -> Result<SearchResults> {
     let schema = collection.schema();
     let index = collection.index();
@@ -116,7 +178,7 @@ pub fn search(
         &request.post_filter,
     ]);
     let (offset, view) = match tokens.decode(&request.page_token, fingerprint)? {
-        None => (0, collection.view()),
+        None => (0, first.unwrap_or_else(|| collection.view())),
         Some(position) => {
             let view = pins.get(position.view)?;
             if view.collection != collection.uid() {

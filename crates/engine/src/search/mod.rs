@@ -9,8 +9,8 @@ pub(crate) mod pins;
 pub(crate) mod pool;
 pub(crate) mod suggest;
 
-pub(crate) use execute::search;
 pub use execute::{
-    DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_FRAGMENT_SIZE,
-    MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
+    DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_BATCH_SEARCHES,
+    MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
 };
+pub(crate) use execute::{search, search_batch};
