@@ -417,11 +417,12 @@ pub fn undeclared<'a>(expr: &'a Expr, schema: &CollectionSchema) -> Option<(&'a 
     }
 }
 
-/// The documents whose field `name` holds a value.
-fn present(schema: &CollectionSchema, name: &str, position: usize) -> Result<Box<dyn Query>> {
-    if name == "id" && schema.field(name).is_none() {
-        return Ok(Box::new(AllQuery));
-    }
+/// The declared, filterable field `name`, or why a filter cannot use it.
+fn filterable<'a>(
+    schema: &'a CollectionSchema,
+    name: &str,
+    position: usize,
+) -> Result<(&'a crate::schema::FieldDef, Field)> {
     let (def, field) = schema
         .field(name)
         .ok_or_else(|| syntax(position, format!("unknown field {name:?}")))?;
@@ -431,6 +432,15 @@ fn present(schema: &CollectionSchema, name: &str, position: usize) -> Result<Box
             format!("field {name:?} is not filterable; declare it with filterable: true"),
         ));
     }
+    Ok((def, field))
+}
+
+/// The documents whose field `name` holds a value.
+fn present(schema: &CollectionSchema, name: &str, position: usize) -> Result<Box<dyn Query>> {
+    if name == "id" && schema.field(name).is_none() {
+        return Ok(Box::new(AllQuery));
+    }
+    let (def, field) = filterable(schema, name, position)?;
     Ok(if def.ty == FieldType::Text {
         Box::new(HasWords(field))
     } else {
@@ -500,15 +510,7 @@ fn compare(
         ));
         return Ok(if op == Op::Ne { not(q) } else { q });
     }
-    let (def, field) = schema
-        .field(name)
-        .ok_or_else(|| syntax(position, format!("unknown field {name:?}")))?;
-    if !def.filterable {
-        return Err(EngineError::invalid(
-            "filter",
-            format!("field {name:?} is not filterable; declare it with filterable: true"),
-        ));
-    }
+    let (def, field) = filterable(schema, name, position)?;
     let bad_value = |what: &str| {
         syntax(
             position,
