@@ -105,32 +105,34 @@ fn first_sentence(text: &str) -> String {
 pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineError> {
     let name = CollectionName::parse(NEWS, "collection")?;
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
-    if engine.collection(&name).is_ok() {
-        tracing::info!("collection news exists: seeds not loaded");
-        return Ok(None);
-    }
-    if let Err(err) = std::fs::read_dir(&dir) {
-        tracing::warn!(
-            dir = %dir.display(),
-            %err,
-            "cannot read the seeds directory: no seeds loaded (pass --seeds DIR, or start \
-             the server where ./seeds is)"
-        );
-        return Ok(None);
-    }
-    let collection = match engine.collection(&name) {
-        Ok(_) => return Ok(None),
-        Err(EngineError::CollectionNotFound(_)) => {
-            engine
-                .create_collection(name, CollectionSchema::new(&news_schema())?, "")
-                .await?
+    match engine.collection(&name) {
+        Ok(_) => {
+            tracing::info!("collection news exists: seeds not loaded");
+            return Ok(None);
         }
+        Err(EngineError::CollectionNotFound(_)) => {}
         Err(err) => return Err(err),
-    };
+    }
     // File reads block: keep them off the async workers.
-    let items = tokio::task::spawn_blocking(move || read_articles(&dir))
+    let read = dir.clone();
+    let items = match tokio::task::spawn_blocking(move || read_articles(&read))
         .await
-        .map_err(|e| EngineError::Internal(format!("reading seeds: {e}")))?;
+        .map_err(|e| EngineError::Internal(format!("reading seeds: {e}")))?
+    {
+        Ok(items) => items,
+        Err(err) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                %err,
+                "cannot read the seeds directory: no seeds loaded (pass --seeds DIR, or start \
+                 the server where ./seeds is)"
+            );
+            return Ok(None);
+        }
+    };
+    let collection = engine
+        .create_collection(name, CollectionSchema::new(&news_schema())?, "")
+        .await?;
     let results = collection.import(items).await?;
     let mut loaded = 0;
     for result in results {
@@ -140,22 +142,17 @@ pub async fn load(engine: &Engine, dir: &Path) -> Result<Option<usize>, EngineEr
         }
     }
     collection.refresh().await?;
+    tracing::info!(articles = loaded, dir = %dir.display(), "seeds loaded");
     Ok(Some(loaded))
 }
 
 /// The articles of `dir` (`*.txt`, in name order) as import items; unreadable files
-/// are logged and skipped.
-fn read_articles(dir: &Path) -> Vec<(Option<DocId>, Fields)> {
-    let mut paths: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect(),
-        Err(err) => {
-            tracing::warn!(dir = %dir.display(), %err, "cannot read the seeds directory; no seeds loaded");
-            return Vec::new();
-        }
-    };
+/// are logged and skipped, an unreadable directory is an error.
+fn read_articles(dir: &Path) -> std::io::Result<Vec<(Option<DocId>, Fields)>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
     paths.sort();
     let mut items = Vec::new();
     for path in paths {
@@ -177,7 +174,7 @@ fn read_articles(dir: &Path) -> Vec<(Option<DocId>, Fields)> {
             Err(err) => tracing::warn!(file = %path.display(), %err, "skipping seed file"),
         }
     }
-    items
+    Ok(items)
 }
 
 /// The fields of the `news` schema for an article.

@@ -192,13 +192,9 @@ pub async fn serve(
         }
     };
     if !config.no_seeds {
-        match seeds::load(&engine, &config.seeds).await {
-            Ok(Some(n)) => {
-                let dir = std::path::absolute(&config.seeds).unwrap_or(config.seeds.clone());
-                tracing::info!(articles = n, dir = %dir.display(), "seeds loaded")
-            }
-            Ok(None) => {}
-            Err(err) => tracing::error!(%err, "loading seeds failed"),
+        // The outcome is logged by `load`; only a failure is left here.
+        if let Err(err) = seeds::load(&engine, &config.seeds).await {
+            tracing::error!(%err, "loading seeds failed");
         }
     }
     set_status(&reporter, ServingStatus::Serving).await;
