@@ -26,6 +26,7 @@ pub fn news_schema() -> Vec<FieldSpec> {
         sortable: false,
         facetable: false,
         boost,
+        normalizer: String::new(),
     };
     let mut date = field("date", FieldType::Timestamp, "", 0.0);
     date.filterable = true;

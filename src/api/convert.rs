@@ -61,6 +61,7 @@ pub fn field_specs(fields: Vec<pb::Field>) -> Result<Vec<FieldSpec>, Status> {
                 sortable,
                 facetable,
                 boost,
+                normalizer,
             } = field;
             Ok(FieldSpec {
                 name,
@@ -70,6 +71,7 @@ pub fn field_specs(fields: Vec<pb::Field>) -> Result<Vec<FieldSpec>, Status> {
                 sortable,
                 facetable,
                 boost,
+                normalizer,
             })
         })
         .collect()
@@ -85,6 +87,7 @@ fn wire_field(def: &FieldDef) -> pb::Field {
         sortable: spec.sortable,
         facetable: spec.facetable,
         boost: spec.boost,
+        normalizer: spec.normalizer,
     }
 }
 

@@ -154,6 +154,24 @@ async fn create_errors() {
         (
             create(
                 "ok",
+                vec![field("t", FieldType::Text, |f| {
+                    f.normalizer = "lowercase".into()
+                })],
+            ),
+            "collection.fields[0].normalizer",
+        ),
+        (
+            create(
+                "ok",
+                vec![field("k", FieldType::Keyword, |f| {
+                    f.normalizer = "uppercase".into()
+                })],
+            ),
+            "collection.fields[0].normalizer",
+        ),
+        (
+            create(
+                "ok",
                 vec![{
                     let mut f = field("t", FieldType::Text, |_| {});
                     f.r#type = 99;

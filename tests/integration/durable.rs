@@ -663,3 +663,99 @@ async fn large_remembered_outcomes_do_not_stop_checkpoints() {
     }
     assert_eq!(title_of(&mut clients, "d1").await.1, (UPDATES / 2) as u64);
 }
+
+/// What `brand = "sony"` finds as a post filter, and the brand facet it leaves
+/// whole, through `clients`.
+async fn sony_and_brands(clients: &mut Clients) -> (Vec<String>, Vec<(String, i64)>) {
+    let found = clients
+        .search
+        .search(pb::SearchRequest {
+            collection: "shop".into(),
+            post_filter: "brand = \"sony\"".into(),
+            facets: vec![pb::FacetRequest {
+                field: "brand".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids: Vec<String> = found.hits.iter().map(|h| h.id.clone()).collect();
+    ids.sort();
+    let brands = found.facets[0]
+        .buckets
+        .iter()
+        .map(|b| (b.value.clone(), b.count))
+        .collect();
+    (ids, brands)
+}
+
+/// A KEYWORD field's normalizer is part of its collection's definition: it
+/// comes back from the log and from a checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyword_normalizer_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut process = Process::start(&data, &[]).await;
+    let mut clients = process.wait_serving().await;
+    clients
+        .collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "shop".into(),
+                fields: vec![pb::Field {
+                    name: "brand".into(),
+                    r#type: pb::FieldType::Keyword as i32,
+                    filterable: true,
+                    facetable: true,
+                    normalizer: "lowercase".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for (id, brand) in [
+        ("p1", "Sony"),
+        ("p2", "SONY"),
+        ("p3", "Sony"),
+        ("p4", "Bose"),
+    ] {
+        clients
+            .documents
+            .create_document(pb::CreateDocumentRequest {
+                collection: "shop".into(),
+                document: Some(doc(id, json!({ "brand": brand }))),
+                async_visibility: false,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let want = (
+        vec!["p1".to_string(), "p2".into(), "p3".into()],
+        vec![("Sony".to_string(), 3), ("Bose".into(), 1)],
+    );
+    assert_eq!(sony_and_brands(&mut clients).await, want);
+    process.kill9();
+
+    // Replayed from the log, then read from the checkpoint written at shutdown.
+    for _ in 0..2 {
+        let mut process = Process::start(&data, &[]).await;
+        let mut clients = process.wait_serving().await;
+        assert_eq!(sony_and_brands(&mut clients).await, want);
+        let shop = clients
+            .collections
+            .get_collection(pb::GetCollectionRequest {
+                name: "shop".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(shop.fields[0].normalizer, "lowercase");
+        assert!(process.terminate().success());
+    }
+}

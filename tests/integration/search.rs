@@ -770,3 +770,190 @@ async fn a_missing_seeds_directory_creates_no_collection() {
     assert_eq!(err.code(), Code::NotFound);
     s.stop().await;
 }
+
+/// A shop's brands, declared with the `lowercase` normalizer, and a SKU field
+/// without one.
+async fn shop() -> Server {
+    use crate::harness::field;
+    use pb::FieldType;
+    let mut s = Server::start().await;
+    let lowercase = |f: &mut pb::Field| {
+        f.normalizer = "lowercase".into();
+        f.filterable = true;
+        f.sortable = true;
+        f.facetable = true;
+    };
+    s.collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "shop".into(),
+                fields: vec![
+                    field("name", FieldType::Text, |_| {}),
+                    field("brand", FieldType::Keyword, lowercase),
+                    field("labels", FieldType::Keyword, lowercase),
+                    field("sku", FieldType::Keyword, |f| f.filterable = true),
+                ],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let products = [
+        (
+            "p1",
+            json!({"name": "Headphones", "brand": "Sony", "labels": ["Sale", "New"], "sku": "AB-1"}),
+        ),
+        (
+            "p2",
+            json!({"name": "Speaker", "brand": "SONY", "labels": "sale"}),
+        ),
+        ("p3", json!({"name": "Camera", "brand": "Sony"})),
+        (
+            "p4",
+            json!({"name": "Earbuds", "brand": "Bose", "labels": ["NEW"]}),
+        ),
+        ("p5", json!({"name": "Soundbar", "brand": "Bosé"})),
+        (
+            "p6",
+            json!({"name": "Turntable", "brand": "bang & olufsen"}),
+        ),
+        (
+            "p7",
+            json!({"name": "Phone", "brand": "Apple", "sku": "ab-1"}),
+        ),
+    ];
+    for (id, fields) in products {
+        s.put("shop", id, fields).await;
+    }
+    s
+}
+
+/// A KEYWORD field with the `lowercase` normalizer matches, sorts, counts and
+/// completes values whatever their case and accents, and shows them as written.
+#[tokio::test]
+async fn keyword_normalizer_ignores_case_and_accents() {
+    let mut s = shop().await;
+    let sorted_ids = |found: &pb::SearchResponse| {
+        let mut got = ids(found);
+        got.sort();
+        got
+    };
+    let filtered = |filter: &str| {
+        let mut request = query("shop", "");
+        request.filter = filter.into();
+        request
+    };
+    for (filter, want) in [
+        ("brand = \"sony\"", vec!["p1", "p2", "p3"]),
+        ("brand = \"SONY\"", vec!["p1", "p2", "p3"]),
+        (
+            "brand:(\"sony\" OR \"BOSE\")",
+            vec!["p1", "p2", "p3", "p4", "p5"],
+        ),
+        ("brand = \"Bosé\"", vec!["p4", "p5"]),
+        ("brand != \"sony\"", vec!["p4", "p5", "p6", "p7"]),
+        ("labels = \"NEW\"", vec!["p1", "p4"]),
+        // No normalizer: values as written.
+        ("sku = \"ab-1\"", vec!["p7"]),
+        ("sku = \"AB-1\"", vec!["p1"]),
+    ] {
+        let found = s.find(filtered(filter)).await;
+        assert_eq!(sorted_ids(&found), want, "{filter}");
+    }
+    // Query terms on the field are normalized the same way.
+    for (q, want) in [
+        ("brand:SONY", vec!["p1", "p2", "p3"]),
+        ("brand:\"Bang & Olufsen\"", vec!["p6"]),
+        ("brand:so*", vec!["p1", "p2", "p3"]),
+        ("brand:BOSS~1", vec!["p4", "p5"]),
+    ] {
+        let found = s.find(query("shop", q)).await;
+        assert_eq!(sorted_ids(&found), want, "{q}");
+    }
+    // Sorting ignores case and accents (ties by id).
+    let mut request = query("shop", "");
+    request.order_by = "brand".into();
+    let found = s.find(request).await;
+    assert_eq!(ids(&found), ["p7", "p6", "p4", "p5", "p1", "p2", "p3"]);
+    // Facets count values together and show the most common spelling (ties:
+    // the smallest); documents keep theirs.
+    let mut request = query("shop", "");
+    request.facets = vec![
+        pb::FacetRequest {
+            field: "brand".into(),
+            ..Default::default()
+        },
+        pb::FacetRequest {
+            field: "labels".into(),
+            ..Default::default()
+        },
+    ];
+    let found = s.find(request).await;
+    let buckets = |i: usize| -> Vec<(String, i64)> {
+        found.facets[i]
+            .buckets
+            .iter()
+            .map(|b| (b.value.clone(), b.count))
+            .collect()
+    };
+    let owned = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(v, c)| (v.to_string(), *c)).collect()
+    };
+    assert_eq!(
+        buckets(0),
+        owned(&[
+            ("Sony", 3),
+            ("Bose", 2),
+            ("Apple", 1),
+            ("bang & olufsen", 1)
+        ])
+    );
+    assert_eq!(buckets(1), owned(&[("NEW", 2), ("Sale", 2)]));
+    let p2 = s
+        .documents
+        .get_document(pb::GetDocumentRequest {
+            collection: "shop".into(),
+            id: "p2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(to_json(&p2.fields.unwrap())["brand"], "SONY");
+    // Suggestions complete whole values from their beginning, whatever the case.
+    let suggest = |prefix: &str| pb::SuggestRequest {
+        collection: "shop".into(),
+        prefix: prefix.into(),
+        field: "brand".into(),
+        limit: 0,
+    };
+    for (prefix, want) in [
+        ("so", vec![("Sony", 3)]),
+        ("BANG & O", vec![("bang & olufsen", 1)]),
+        ("b", vec![("Bose", 2), ("bang & olufsen", 1)]),
+    ] {
+        let got: Vec<(String, i64)> = s
+            .search
+            .suggest(suggest(prefix))
+            .await
+            .unwrap()
+            .into_inner()
+            .suggestions
+            .into_iter()
+            .map(|x| (x.text, x.count))
+            .collect();
+        assert_eq!(got, owned(&want), "{prefix}");
+    }
+    // The definition says so.
+    let shop = s
+        .collections
+        .get_collection(pb::GetCollectionRequest {
+            name: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let normalizers: Vec<&str> = shop.fields.iter().map(|f| f.normalizer.as_str()).collect();
+    assert_eq!(normalizers, ["", "lowercase", "lowercase", ""]);
+    s.stop().await;
+}

@@ -28,6 +28,7 @@ pub(crate) fn schema() -> CollectionSchema {
         sortable: ty != FieldType::Text,
         facetable: ty != FieldType::Text,
         boost: 0.0,
+        normalizer: String::new(),
     };
     CollectionSchema::new(&[
         spec("title", FieldType::Text),

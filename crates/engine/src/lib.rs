@@ -40,6 +40,6 @@ pub use search::{
     DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Explanation, Highlight, Hit, MAX_BATCH_SEARCHES,
     MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
 };
-pub use text::analysis::{Analyzer, Token, analyze};
+pub use text::analysis::{Analyzer, Normalizer, Token, analyze};
 
 pub use engine::{DEFAULT_MAX_COLLECTIONS, Engine};

@@ -11,12 +11,15 @@ use tantivy::schema::{
 use crate::error::{EngineError, Result};
 use crate::lang::query::Synonyms;
 use crate::names::FieldName;
-use crate::text::analysis::Analyzer;
+use crate::text::analysis::{Analyzer, Normalizer};
 
 /// The internal tantivy field that holds the document id.
 pub(crate) const ID_FIELD: &str = "_id";
 /// The prefix of the internal raw shadow of a stemmed TEXT field.
 const RAW_PREFIX: &str = "_raw_";
+/// The prefix of the internal column of a normalized KEYWORD field's values as
+/// written.
+const WRITTEN_PREFIX: &str = "_written_";
 
 /// The type of a declared field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +47,7 @@ impl FieldType {
 }
 
 /// A declared field as a client describes it, before validation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldSpec {
     pub name: String,
     /// `None` for an unspecified type, which validation rejects.
@@ -56,6 +59,8 @@ pub struct FieldSpec {
     pub facetable: bool,
     /// 0 means 1.0.
     pub boost: f32,
+    /// KEYWORD only; empty means none.
+    pub normalizer: String,
 }
 
 /// A validated declared field.
@@ -69,6 +74,8 @@ pub struct FieldDef {
     pub facetable: bool,
     /// Always finite and > 0.
     pub boost: f32,
+    /// [`Normalizer::None`] unless the field is KEYWORD.
+    pub normalizer: Normalizer,
 }
 
 impl FieldDef {
@@ -91,6 +98,7 @@ impl FieldDef {
             sortable: self.sortable,
             facetable: self.facetable,
             boost: self.boost,
+            normalizer: self.normalizer.name().to_owned(),
         }
     }
 }
@@ -106,6 +114,10 @@ pub struct CollectionSchema {
     /// indexed with the standard analyzer (words as written), for prefix and fuzzy
     /// terms; `None` when the field itself serves.
     raw_fields: Vec<Option<Field>>,
+    /// `written_fields[i]`: for a normalized KEYWORD field, a column (not
+    /// indexed) of its values as written, from which facets and suggestions
+    /// take the spelling they show.
+    written_fields: Vec<Option<Field>>,
     id_field: Field,
     synonyms: Synonyms,
 }
@@ -170,11 +182,23 @@ impl CollectionSchema {
                 })
             })
             .collect();
+        let written_fields = fields
+            .iter()
+            .map(|def| {
+                (def.normalizer != Normalizer::None).then(|| {
+                    builder.add_text_field(
+                        &format!("{WRITTEN_PREFIX}{}", def.name),
+                        TextOptions::default().set_fast("raw"),
+                    )
+                })
+            })
+            .collect();
         CollectionSchema {
             fields,
             tantivy: builder.build(),
             tantivy_fields,
             raw_fields,
+            written_fields,
             id_field,
             synonyms: Synonyms::default(),
         }
@@ -219,13 +243,32 @@ impl CollectionSchema {
             .any(|(def, f)| f == field && def.ty == FieldType::Keyword)
     }
 
-    /// Declared fields with their tantivy fields and raw shadows.
-    pub(crate) fn iter_with_raw(&self) -> impl Iterator<Item = (&FieldDef, Field, Option<Field>)> {
+    /// The normalizer of the declared field `field` (none for other fields).
+    pub(crate) fn normalizer(&self, field: Field) -> Normalizer {
+        self.iter()
+            .find(|(_, f)| *f == field)
+            .map_or(Normalizer::None, |(def, _)| def.normalizer)
+    }
+
+    /// The column of `field`'s values as written, for a normalized KEYWORD field.
+    pub(crate) fn written_field(&self, field: Field) -> Option<Field> {
+        self.tantivy_fields
+            .iter()
+            .position(|f| *f == field)
+            .and_then(|i| self.written_fields[i])
+    }
+
+    /// Declared fields with their tantivy fields, raw shadows and columns of
+    /// values as written.
+    pub(crate) fn iter_with_shadows(
+        &self,
+    ) -> impl Iterator<Item = (&FieldDef, Field, Option<Field>, Option<Field>)> {
         self.fields
             .iter()
             .zip(self.tantivy_fields.iter().copied())
             .zip(self.raw_fields.iter().copied())
-            .map(|((def, field), raw)| (def, field, raw))
+            .zip(self.written_fields.iter().copied())
+            .map(|(((def, field), raw), written)| (def, field, raw, written))
     }
 
     /// Declared fields with their tantivy fields.
@@ -309,6 +352,25 @@ fn validate_field(spec: &FieldSpec, path: &str) -> Result<FieldDef> {
             ));
         }
     };
+    let normalizer = Normalizer::from_name(&spec.normalizer).ok_or_else(|| {
+        EngineError::invalid(
+            format!("{path}.normalizer"),
+            format!(
+                "field {:?}: unknown normalizer {:?}; known: lowercase (or empty for none)",
+                spec.name, spec.normalizer
+            ),
+        )
+    })?;
+    if normalizer != Normalizer::None && ty != FieldType::Keyword {
+        return Err(EngineError::invalid(
+            format!("{path}.normalizer"),
+            format!(
+                "field {:?}: a normalizer applies only to KEYWORD fields, not {} (TEXT fields take an analyzer)",
+                spec.name,
+                ty.name()
+            ),
+        ));
+    }
     Ok(FieldDef {
         name,
         ty,
@@ -317,6 +379,7 @@ fn validate_field(spec: &FieldSpec, path: &str) -> Result<FieldDef> {
         sortable: spec.sortable,
         facetable: spec.facetable,
         boost,
+        normalizer,
     })
 }
 
@@ -333,13 +396,14 @@ fn add_tantivy_field(builder: &mut tantivy::schema::SchemaBuilder, def: &FieldDe
             ),
         ),
         FieldType::Keyword => {
+            let tokenizer = def.normalizer.tokenizer();
             let mut options = TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
-                    .set_tokenizer("raw")
+                    .set_tokenizer(tokenizer)
                     .set_index_option(IndexRecordOption::Basic),
             );
             if fast {
-                options = options.set_fast("raw");
+                options = options.set_fast(tokenizer);
             }
             builder.add_text_field(name, options)
         }
@@ -376,6 +440,7 @@ mod tests {
             sortable: false,
             facetable: false,
             boost: 0.0,
+            normalizer: String::new(),
         }
     }
 
@@ -400,6 +465,26 @@ mod tests {
         assert_eq!(schema.fields()[1].analyzer, Analyzer::English);
         assert!(schema.field("date").unwrap().0.is_fast());
         assert!(schema.field("nope").is_none());
+    }
+
+    #[test]
+    fn a_normalized_keyword_field_has_a_column_of_values_as_written() {
+        let mut brand = spec("brand", Some(FieldType::Keyword));
+        brand.facetable = true;
+        brand.normalizer = "lowercase".into();
+        let schema =
+            CollectionSchema::new(&[spec("tags", Some(FieldType::Keyword)), brand]).unwrap();
+        let (_, tags) = schema.field("tags").unwrap();
+        let (def, field) = schema.field("brand").unwrap();
+        assert_eq!(def.normalizer, Normalizer::Lowercase);
+        assert_eq!(def.to_spec().normalizer, "lowercase");
+        assert_eq!(schema.normalizer(field), Normalizer::Lowercase);
+        assert_eq!(schema.normalizer(tags), Normalizer::None);
+        assert!(schema.written_field(tags).is_none());
+        let written = schema.written_field(field).unwrap();
+        assert_eq!(schema.tantivy().get_field_name(written), "_written_brand");
+        assert_eq!(Normalizer::Lowercase.apply("Café SONY"), "cafe sony");
+        assert_eq!(Normalizer::None.apply("Café SONY"), "Café SONY");
     }
 
     #[test]
@@ -431,5 +516,11 @@ mod tests {
         let mut s = spec("n", Some(FieldType::Integer));
         s.boost = f32::NAN;
         assert_eq!(error_field(&[s]), "fields[0].boost");
+        let mut s = spec("t", Some(FieldType::Text));
+        s.normalizer = "lowercase".into();
+        assert_eq!(error_field(&[s]), "fields[0].normalizer");
+        let mut s = spec("k", Some(FieldType::Keyword));
+        s.normalizer = "Lowercase".into();
+        assert_eq!(error_field(&[s]), "fields[0].normalizer");
     }
 }

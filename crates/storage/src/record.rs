@@ -110,6 +110,12 @@ pub enum OutcomeRecord {
     },
 }
 
+/// How [`FieldRecord::analyzer`] holds a KEYWORD field's normalizer: the
+/// analyzer `keyword`, this, then the normalizer's name (`keyword+lowercase`).
+/// Older data has no such analyzer, and an older build refuses the field
+/// rather than index it without its normalizer.
+const NORMALIZED_KEYWORD: &str = "keyword+";
+
 /// A declared field as logs and checkpoints hold it. The on-disk types are
 /// their own, not the engine's `FieldSpec`: postcard writes fields in order,
 /// so an option added to the engine's type must not change these bytes
@@ -154,6 +160,7 @@ impl From<&FieldSpec> for FieldRecord {
             sortable,
             facetable,
             boost,
+            normalizer,
         } = spec;
         FieldRecord {
             name: name.clone(),
@@ -165,7 +172,11 @@ impl From<&FieldSpec> for FieldRecord {
                 FieldType::Boolean => FieldTypeRecord::Boolean,
                 FieldType::Timestamp => FieldTypeRecord::Timestamp,
             }),
-            analyzer: analyzer.clone(),
+            analyzer: if normalizer.is_empty() {
+                analyzer.clone()
+            } else {
+                format!("{NORMALIZED_KEYWORD}{normalizer}")
+            },
             filterable: *filterable,
             sortable: *sortable,
             facetable: *facetable,
@@ -176,6 +187,10 @@ impl From<&FieldSpec> for FieldRecord {
 
 impl From<&FieldRecord> for FieldSpec {
     fn from(record: &FieldRecord) -> Self {
+        let (analyzer, normalizer) = match record.analyzer.strip_prefix(NORMALIZED_KEYWORD) {
+            Some(normalizer) => ("keyword".to_owned(), normalizer.to_owned()),
+            None => (record.analyzer.clone(), String::new()),
+        };
         FieldSpec {
             name: record.name.clone(),
             ty: record.ty.map(|ty| match ty {
@@ -186,11 +201,12 @@ impl From<&FieldRecord> for FieldSpec {
                 FieldTypeRecord::Boolean => FieldType::Boolean,
                 FieldTypeRecord::Timestamp => FieldType::Timestamp,
             }),
-            analyzer: record.analyzer.clone(),
+            analyzer,
             filterable: record.filterable,
             sortable: record.sortable,
             facetable: record.facetable,
             boost: record.boost,
+            normalizer,
         }
     }
 }
@@ -433,5 +449,26 @@ mod tests {
         assert_eq!(tag("CreateDocument news/a1"), "create document news/a1");
         assert_eq!(tag("DeleteCollection news"), "delete collection news");
         assert_eq!(tag("update document news/a1"), "update document news/a1");
+    }
+
+    #[test]
+    fn a_keyword_normalizer_is_held_in_the_analyzer_and_read_back() {
+        let spec = |normalizer: &str| FieldSpec {
+            name: "brand".into(),
+            ty: Some(FieldType::Keyword),
+            analyzer: "keyword".into(),
+            facetable: true,
+            normalizer: normalizer.into(),
+            ..Default::default()
+        };
+        let record = FieldRecord::from(&spec("lowercase"));
+        assert_eq!(record.analyzer, "keyword+lowercase");
+        let bytes = postcard::to_stdvec(&record).unwrap();
+        let back: FieldRecord = decode(&bytes).unwrap();
+        assert_eq!(FieldSpec::from(&back), spec("lowercase"));
+        // Without a normalizer the bytes are those older builds wrote.
+        let plain = FieldRecord::from(&spec(""));
+        assert_eq!(plain.analyzer, "keyword");
+        assert_eq!(FieldSpec::from(&plain), spec(""));
     }
 }

@@ -12,6 +12,7 @@ pub fn title_schema() -> CollectionSchema {
         sortable: false,
         facetable: false,
         boost: 0.0,
+        normalizer: String::new(),
     };
     CollectionSchema::new(&[title]).unwrap()
 }

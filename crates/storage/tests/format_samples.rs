@@ -57,6 +57,7 @@ fn schema() -> CollectionSchema {
         sortable: ty != FieldType::Text,
         facetable: ty != FieldType::Text,
         boost: 0.0,
+        normalizer: String::new(),
     };
     let mut title = spec("title", FieldType::Text);
     title.analyzer = "english".into();

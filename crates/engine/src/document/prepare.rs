@@ -21,7 +21,7 @@ pub fn prepare(
 ) -> Result<TantivyDocument> {
     let mut doc = TantivyDocument::default();
     doc.add_text(schema.id_field(), id.as_str());
-    for (def, field, raw) in schema.iter_with_raw() {
+    for (def, field, raw, written) in schema.iter_with_shadows() {
         let Some(value) = fields.get_mut(def.name.as_str()) else {
             continue;
         };
@@ -29,6 +29,18 @@ pub fn prepare(
         index_value(&mut doc, field, def.ty, value, &path)?;
         if let (Some(raw), Value::String(text)) = (raw, &*value) {
             doc.add_text(raw, text);
+        }
+        if let Some(written) = written {
+            // Checked above: a string or a list of strings.
+            match &*value {
+                Value::String(text) => doc.add_text(written, text),
+                Value::Array(items) => {
+                    for text in items.iter().filter_map(Value::as_str) {
+                        doc.add_text(written, text);
+                    }
+                }
+                _ => {}
+            }
         }
     }
     Ok(doc)

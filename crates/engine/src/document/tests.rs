@@ -17,6 +17,7 @@ fn schema() -> CollectionSchema {
         sortable: false,
         facetable: false,
         boost: 0.0,
+        normalizer: String::new(),
     };
     CollectionSchema::new(&[
         spec("title", FieldType::Text),

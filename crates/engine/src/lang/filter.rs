@@ -539,7 +539,7 @@ fn compare(
                     format!("field {name:?} is KEYWORD: only = != and : apply"),
                 ));
             }
-            Term::from_field_text(field, value)
+            Term::from_field_text(field, &def.normalizer.apply(value))
         }
         FieldType::Integer => Term::from_field_i64(
             field,

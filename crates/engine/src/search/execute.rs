@@ -19,6 +19,7 @@ use crate::search::facet::{self, FacetCollector, FacetCounts, FacetRequest};
 use crate::search::highlight::{self, FieldHighlight, Style};
 use crate::search::page_token::{PageTokens, Position};
 use crate::search::pins::Pins;
+use crate::search::spelling;
 
 /// The default page size of searches and lists.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -284,7 +285,18 @@ fn search_in(
             all.extend(counts.into_iter().map(|c| (*i, c)));
         }
         all.sort_by_key(|(i, _)| *i);
-        Ok(all.into_iter().map(|(_, c)| c).collect())
+        let mut all: Vec<FacetCounts> = all.into_iter().map(|(_, c)| c).collect();
+        for counts in &mut all {
+            if let Some((_, field)) = schema.field(&counts.field) {
+                spelling::spell(
+                    searcher,
+                    schema,
+                    field,
+                    counts.buckets.iter_mut().map(|(value, _)| value),
+                )?;
+            }
+        }
+        Ok(all)
     };
 
     let end = offset.saturating_add(limit);

@@ -7,6 +7,7 @@ pub(crate) mod highlight;
 pub(crate) mod page_token;
 pub(crate) mod pins;
 pub(crate) mod pool;
+pub(crate) mod spelling;
 pub(crate) mod suggest;
 
 pub use execute::{

@@ -3,9 +3,13 @@
 
 use std::collections::HashMap;
 
+use tantivy::Searcher;
+use tantivy::schema::Field;
+
 use crate::collection::Collection;
 use crate::error::{EngineError, Result};
 use crate::schema::FieldType;
+use crate::search::spelling;
 
 /// The default number of suggestions.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -54,6 +58,23 @@ pub fn suggest(
         }
         vec![(def.ty, f)]
     };
+    let view = collection.view();
+    // A KEYWORD field completes whole values: the prefix is their beginning.
+    if let [(FieldType::Keyword, field)] = fields[..] {
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let normalized = schema.normalizer(field).apply(prefix);
+        let mut suggestions = complete(&view.searcher, field, &normalized)?;
+        rank(&mut suggestions, limit);
+        spelling::spell(
+            &view.searcher,
+            schema,
+            field,
+            suggestions.iter_mut().map(|(w, _)| w),
+        )?;
+        return Ok(suggestions);
+    }
     // The words before the last are kept as typed; the last is completed.
     let (head, last) = match prefix.trim_end().rsplit_once(char::is_whitespace) {
         Some((head, last)) if !prefix.ends_with(char::is_whitespace) => {
@@ -62,46 +83,54 @@ pub fn suggest(
         _ if prefix.ends_with(char::is_whitespace) || prefix.is_empty() => return Ok(Vec::new()),
         _ => (String::new(), prefix.to_owned()),
     };
-    let view = collection.view();
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for (ty, field) in fields {
-        let (source, normalized) = if ty == FieldType::Keyword {
-            (field, last.clone())
-        } else {
-            let raw = schema.raw_field(field);
-            let mut analyzer = collection.index().tokenizer_for_field(raw)?;
-            let mut stream = analyzer.token_stream(&last);
-            let Some(token) = stream.next().map(|t| t.text.clone()) else {
-                continue;
-            };
-            (raw, token)
+    for (_, field) in fields {
+        let raw = schema.raw_field(field);
+        let mut analyzer = collection.index().tokenizer_for_field(raw)?;
+        let mut stream = analyzer.token_stream(&last);
+        let Some(token) = stream.next().map(|t| t.text.clone()) else {
+            continue;
         };
-        let mut scanned = 0;
-        for segment in view.searcher.segment_readers() {
-            let inverted = segment.inverted_index(source)?;
-            let mut stream = inverted
-                .terms()
-                .range()
-                .ge(normalized.as_bytes())
-                .into_stream()
-                .map_err(|e| EngineError::Internal(format!("reading the term dictionary: {e}")))?;
-            while stream.advance() && scanned < SCAN_LIMIT {
-                if !stream.key().starts_with(normalized.as_bytes()) {
-                    break;
-                }
-                scanned += 1;
-                if let Ok(word) = std::str::from_utf8(stream.key()) {
-                    *counts.entry(word.to_owned()).or_default() +=
-                        u64::from(stream.value().doc_freq);
-                }
-            }
+        for (word, count) in complete(&view.searcher, raw, &token)? {
+            *counts.entry(word).or_default() += count;
         }
     }
     let mut suggestions: Vec<(String, u64)> = counts
         .into_iter()
         .map(|(w, c)| (format!("{head}{w}"), c))
         .collect();
+    rank(&mut suggestions, limit);
+    Ok(suggestions)
+}
+
+/// The words of `field` that start with `prefix`, with their document
+/// frequencies summed over the segments; at most [`SCAN_LIMIT`] read.
+fn complete(searcher: &Searcher, field: Field, prefix: &str) -> Result<Vec<(String, u64)>> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut scanned = 0;
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted
+            .terms()
+            .range()
+            .ge(prefix.as_bytes())
+            .into_stream()
+            .map_err(|e| EngineError::Internal(format!("reading the term dictionary: {e}")))?;
+        while stream.advance() && scanned < SCAN_LIMIT {
+            if !stream.key().starts_with(prefix.as_bytes()) {
+                break;
+            }
+            scanned += 1;
+            if let Ok(word) = std::str::from_utf8(stream.key()) {
+                *counts.entry(word.to_owned()).or_default() += u64::from(stream.value().doc_freq);
+            }
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
+/// Most frequent first, ties by text; the first `limit` kept.
+fn rank(suggestions: &mut Vec<(String, u64)>, limit: usize) {
     suggestions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     suggestions.truncate(limit);
-    Ok(suggestions)
 }

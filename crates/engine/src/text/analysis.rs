@@ -336,7 +336,72 @@ impl tantivy::tokenizer::TokenStream for UnicodeWordStream<'_> {
     }
 }
 
-/// Registers every analyzer on `index` under its name.
+/// How a KEYWORD field's values are normalized before they are indexed,
+/// compared, sorted and counted. Facets and suggestions show the values as
+/// documents write them (see `search::spelling`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Normalizer {
+    /// Values as written: `Sony` and `sony` are two values.
+    #[default]
+    None,
+    /// Lowercased, then folded to ASCII where a character has an ASCII form
+    /// (`Café` and `CAFE` are both `cafe`).
+    Lowercase,
+}
+
+impl Normalizer {
+    /// The normalizer called `name` (empty: none), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "" => Some(Normalizer::None),
+            "lowercase" => Some(Normalizer::Lowercase),
+            _ => None,
+        }
+    }
+
+    /// The normalizer's name as requests and definitions give it (empty: none).
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalizer::None => "",
+            Normalizer::Lowercase => "lowercase",
+        }
+    }
+
+    /// The tantivy tokenizer of a KEYWORD field with this normalizer, for its
+    /// terms and its column alike.
+    pub(crate) fn tokenizer(self) -> &'static str {
+        match self {
+            Normalizer::None => "raw",
+            Normalizer::Lowercase => "keyword_lowercase",
+        }
+    }
+
+    /// `value` as this normalizer indexes it.
+    pub fn apply(self, value: &str) -> String {
+        match self {
+            Normalizer::None => value.to_owned(),
+            Normalizer::Lowercase => {
+                let mut analyzer = keyword_lowercase();
+                let mut stream = analyzer.token_stream(value);
+                stream
+                    .next()
+                    .map(|token| token.text.clone())
+                    .unwrap_or_default()
+            }
+        }
+    }
+}
+
+/// The whole value as one term, lowercased and folded to ASCII.
+fn keyword_lowercase() -> TextAnalyzer {
+    TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// Registers every analyzer on `index` under its name, and the KEYWORD
+/// normalizers for terms and columns.
 pub(crate) fn register(index: &Index) {
     let manager = index.tokenizers();
     for analyzer in [Analyzer::Standard, Analyzer::Keyword, Analyzer::English]
@@ -345,6 +410,11 @@ pub(crate) fn register(index: &Index) {
     {
         manager.register(analyzer.name(), analyzer.build());
     }
+    let lowercase = Normalizer::Lowercase.tokenizer();
+    manager.register(lowercase, keyword_lowercase());
+    index
+        .fast_field_tokenizer()
+        .register(lowercase, keyword_lowercase());
 }
 
 #[cfg(test)]

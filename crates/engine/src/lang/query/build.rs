@@ -291,7 +291,7 @@ impl<'a> Builder<'a> {
         lenient: bool,
     ) -> Result<Option<Box<dyn Query>>> {
         let prefix = if self.schema.is_keyword(raw) {
-            Some(word.to_owned())
+            Some(self.schema.normalizer(raw).apply(word))
         } else if lenient {
             self.raw_term(leaf, raw, word).ok().flatten()
         } else {
@@ -332,7 +332,7 @@ impl<'a> Builder<'a> {
         strict: bool,
     ) -> Result<Option<Box<dyn Query>>> {
         let term = if self.schema.is_keyword(raw) {
-            Some(word.to_owned())
+            Some(self.schema.normalizer(raw).apply(word))
         } else if strict {
             self.raw_term(leaf, raw, word)?
         } else {
