@@ -57,10 +57,14 @@ pub(crate) fn spell<'a>(
                 if !segment.is_deleted(doc) {
                     for ord in column.term_ords(doc) {
                         text.clear();
-                        if column.ord_to_str(ord, &mut text).unwrap_or(false)
-                            && normalizer.apply(&text) == *value
-                        {
-                            *seen.entry(text.clone()).or_default() += 1;
+                        if !column.ord_to_str(ord, &mut text).unwrap_or(false) {
+                            continue;
+                        }
+                        // A spelling seen once is known to be this value's.
+                        if let Some(count) = seen.get_mut(&text) {
+                            *count += 1;
+                        } else if normalizer.apply(&text) == *value {
+                            seen.insert(text.clone(), 1);
                         }
                     }
                     read += 1;
