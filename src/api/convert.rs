@@ -2,20 +2,17 @@
 //! field by field so that a new proto field fails the build here until it is
 //! handled.
 
-use std::sync::Arc;
-
 use prost_types::{FieldMask, Timestamp};
 use tonic::Status;
 
-use super::served as pb;
+use super::pb;
 use super::status::invalid;
 use super::value::{borrowed_fields_to_struct, shared_fields_to_struct, struct_to_fields};
-use super::wire::WireStruct;
 use crate::engine::{
     Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
     FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
     MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, Operator, QueryOptions, SearchRequest,
-    SearchResults, Syntax, Token, WireSlot,
+    SearchResults, Syntax, Token,
 };
 
 /// A wire timestamp from microseconds since the epoch.
@@ -125,11 +122,7 @@ pub fn document_parts(
         create_time: _,
         update_time: _,
     } = document.ok_or_else(|| invalid(path, format!("{path} is required")))?;
-    let fields = fields
-        .unwrap_or_default()
-        .into_struct()
-        .map_err(|e| invalid(format!("{path}.fields"), format!("undecodable fields: {e}")))?;
-    let fields = struct_to_fields(fields, &format!("{path}.fields"))?;
+    let fields = struct_to_fields(fields.unwrap_or_default(), &format!("{path}.fields"))?;
     Ok((id, fields))
 }
 
@@ -141,27 +134,14 @@ pub fn wire_document(doc: Document) -> pb::Document {
         version,
         create_time,
         update_time,
-        wire,
     } = doc;
     pb::Document {
         id: id.to_string(),
-        fields: Some(wire_fields(fields, wire)),
+        fields: Some(shared_fields_to_struct(fields)),
         version,
         create_time: Some(timestamp(create_time)),
         update_time: Some(timestamp(update_time)),
     }
-}
-
-/// A document's fields on the wire. When the document cache holds the
-/// document (and so shares its wire slot), they are encoded once, kept in the
-/// slot, and every later read sends those bytes; otherwise they are built to
-/// be encoded with the response.
-fn wire_fields(fields: Arc<Fields>, wire: WireSlot) -> WireStruct {
-    if Arc::strong_count(&wire) == 1 {
-        return WireStruct::Decoded(shared_fields_to_struct(fields));
-    }
-    let bytes = wire.get_or_init(|| WireStruct::encode(&borrowed_fields_to_struct(fields.iter())));
-    WireStruct::Encoded(bytes.clone())
 }
 
 /// The document keys named by an update mask (`fields.<key>` paths).
@@ -244,14 +224,12 @@ impl ReadMask {
             version,
             create_time,
             update_time,
-            wire,
         } = doc;
         let fields = if self.all_fields {
-            Some(wire_fields(fields, wire))
+            Some(shared_fields_to_struct(fields))
         } else {
             self.fields.as_ref().map(|keys| {
                 borrowed_fields_to_struct(keys.iter().filter_map(|k| fields.get_key_value(k)))
-                    .into()
             })
         };
         pb::Document {

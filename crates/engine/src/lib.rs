@@ -27,7 +27,7 @@ pub use collection::{
 };
 pub use document::{
     DEFAULT_DOCUMENT_CACHE_BYTES, Dictionary, Document, DocumentCache, Fields, MAX_SAFE_INTEGER,
-    StoredDoc, WireSlot,
+    StoredDoc,
 };
 pub use error::{EngineError, Result};
 pub use lang::query::{Operator, QueryOptions, Syntax};

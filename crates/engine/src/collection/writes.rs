@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Collection;
 use super::core::{blocking, outcome_document};
 use super::write_state::WriteState;
-use crate::document::{self, Document, Fields, StoredDoc, WireSlot};
+use crate::document::{self, Document, Fields, StoredDoc};
 use crate::error::{EngineError, Result};
 use crate::names::DocId;
 use crate::persist::{Condition, LogOp};
@@ -267,7 +267,6 @@ impl Collection {
             version: 1,
             create_time: now,
             update_time: now,
-            wire: WireSlot::default(),
         })
     }
 
@@ -361,7 +360,6 @@ impl Collection {
             version,
             create_time,
             update_time: now,
-            wire: WireSlot::default(),
         })
     }
 

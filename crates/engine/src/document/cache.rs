@@ -1,7 +1,5 @@
 //! Documents read again and again (the hits of popular searches, hot ids)
-//! kept decoded, so that a read does not decompress and parse them each time,
-//! each with a slot for the server's encoding of its fields, so that it is
-//! encoded once too.
+//! kept decoded, so that a read does not decompress and parse them each time.
 //!
 //! Entries are keyed by a stored document's serial, which no other stored
 //! document in the process shares: a write makes a new stored document, so an
@@ -14,17 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::{Fields, StoredDoc, WireSlot};
+use super::{Fields, StoredDoc};
 use crate::error::Result;
 
 /// The default capacity, in estimated bytes of decoded documents.
 pub const DEFAULT_DOCUMENT_CACHE_BYTES: u64 = 64 << 20;
 
-/// A decoded document, the slot of its wire form, and their estimated size.
+/// A decoded document and its estimated size.
 #[derive(Clone)]
 struct Entry {
     fields: Arc<Fields>,
-    wire: WireSlot,
     bytes: u64,
 }
 
@@ -75,34 +72,24 @@ impl DocumentCache {
 
     /// `doc`'s fields, decoded now unless they are held.
     pub fn fields(&self, doc: &StoredDoc) -> Result<Arc<Fields>> {
-        Ok(self.read(doc)?.0)
-    }
-
-    /// `doc`'s fields and the slot of their wire form, decoded now (with an
-    /// empty slot) unless they are held.
-    pub fn read(&self, doc: &StoredDoc) -> Result<(Arc<Fields>, WireSlot)> {
         if self.capacity.load(Ordering::Relaxed) == 0 {
-            return Ok((Arc::new(doc.fields()?), WireSlot::default()));
+            return Ok(Arc::new(doc.fields()?));
         }
         if let Some(entry) = self.entries.get(&doc.serial()) {
             metrics::counter!("trove_document_cache_hits_total").increment(1);
-            return Ok((entry.fields, entry.wire));
+            return Ok(entry.fields);
         }
         metrics::counter!("trove_document_cache_misses_total").increment(1);
         let fields = Arc::new(doc.fields()?);
-        let wire = WireSlot::default();
-        // The wire form, once the server fills the slot, is about the size of
-        // the decoded fields: both are counted from the start.
-        let bytes = 2 * estimate_object(&fields);
+        let bytes = estimate_object(&fields);
         self.entries.insert(
             doc.serial(),
             Entry {
                 fields: fields.clone(),
-                wire: wire.clone(),
                 bytes,
             },
         );
-        Ok((fields, wire))
+        Ok(fields)
     }
 }
 
@@ -151,11 +138,6 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(second["title"], "one");
         assert!(cache.bytes() > 0);
-        // The wire form set by one read is what the next read finds.
-        let (_, wire) = cache.read(&doc).unwrap();
-        wire.set(bytes::Bytes::from_static(b"encoded")).unwrap();
-        let (_, again) = cache.read(&doc).unwrap();
-        assert_eq!(again.get().unwrap().as_ref(), b"encoded");
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod stored;
 pub use cache::{DEFAULT_DOCUMENT_CACHE_BYTES, DocumentCache};
 pub use dictionary::Dictionary;
 pub use prepare::prepare;
-pub use stored::{Document, StoredDoc, WireSlot};
+pub use stored::{Document, StoredDoc};
 
 /// A document's fields: a JSON object.
 pub type Fields = serde_json::Map<String, serde_json::Value>;

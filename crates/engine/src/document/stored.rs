@@ -105,15 +105,7 @@ pub struct Document {
     pub create_time: i64,
     /// Microseconds since the Unix epoch.
     pub update_time: i64,
-    /// The fields in the form the server sends them, set by the server the
-    /// first time it sends them; shared with the document cache's entry when
-    /// the document was read from there, so later reads send the same bytes.
-    pub wire: WireSlot,
 }
-
-/// Where the server keeps a document's fields encoded for the wire: opaque to
-/// the engine, filled at most once.
-pub type WireSlot = Arc<std::sync::OnceLock<bytes::Bytes>>;
 
 /// The one in-memory copy of a document: its metadata and its fields as
 /// zstd-compressed JSON.
@@ -238,25 +230,23 @@ impl StoredDoc {
 
     /// The whole document, decompressed.
     pub fn to_document(&self, id: &DocId) -> Result<Document> {
-        Ok(self.with_fields(id, Arc::new(self.fields()?), WireSlot::default()))
+        Ok(self.with_fields(id, Arc::new(self.fields()?)))
     }
 
     /// The document with `fields`, decoded from this one.
-    pub(crate) fn with_fields(&self, id: &DocId, fields: Arc<Fields>, wire: WireSlot) -> Document {
+    pub(crate) fn with_fields(&self, id: &DocId, fields: Arc<Fields>) -> Document {
         Document {
             id: id.clone(),
             fields,
             version: self.version,
             create_time: self.create_time,
             update_time: self.update_time,
-            wire,
         }
     }
 
     /// The whole document, from `cache` if it holds it.
     pub fn to_document_cached(&self, id: &DocId, cache: &DocumentCache) -> Result<Document> {
-        let (fields, wire) = cache.read(self)?;
-        Ok(self.with_fields(id, fields, wire))
+        Ok(self.with_fields(id, cache.fields(self)?))
     }
 
     /// The document's id and metadata, with no fields: nothing is decompressed.
@@ -267,7 +257,6 @@ impl StoredDoc {
             version: self.version,
             create_time: self.create_time,
             update_time: self.update_time,
-            wire: WireSlot::default(),
         }
     }
 
