@@ -957,3 +957,62 @@ async fn keyword_normalizer_ignores_case_and_accents() {
     assert_eq!(normalizers, ["", "lowercase", "lowercase", ""]);
     s.stop().await;
 }
+
+/// Prefix and fuzzy terms, and suggestions, expand to the words of a stemmed
+/// field as written, less its analyzer's stop words: `the*` finds `theory`,
+/// not every document holding `the`.
+#[tokio::test]
+async fn stop_words_are_left_out_of_expansions() {
+    use crate::harness::field;
+    let mut s = Server::start().await;
+    s.collections
+        .create_collection(pb::CreateCollectionRequest {
+            collection: Some(pb::Collection {
+                name: "t".into(),
+                fields: vec![field("body", pb::FieldType::Text, |f| {
+                    f.analyzer = "english".into()
+                })],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for (id, body) in [
+        ("x", "The theory of everything"),
+        ("y", "Then there was nothing"),
+        ("z", "Thermal physics"),
+    ] {
+        s.put("t", id, json!({ "body": body })).await;
+    }
+    for (q, want) in [
+        ("body:the*", vec!["x", "z"]),
+        ("body:THERM*", vec!["z"]),
+        ("theroy~1", vec!["x"]),
+        ("there", vec![]),
+    ] {
+        let mut got = ids(&s.find(query("t", q)).await);
+        got.sort();
+        assert_eq!(got, want, "{q}");
+    }
+    let suggestions: Vec<(String, i64)> = s
+        .search
+        .suggest(pb::SuggestRequest {
+            collection: "t".into(),
+            prefix: "the".into(),
+            field: "body".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .suggestions
+        .into_iter()
+        .map(|x| (x.text, x.count))
+        .collect();
+    assert_eq!(
+        suggestions,
+        [("theory".to_string(), 1), ("thermal".to_string(), 1)]
+    );
+    s.stop().await;
+}
