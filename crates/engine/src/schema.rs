@@ -122,15 +122,6 @@ pub struct CollectionSchema {
     synonyms: Synonyms,
 }
 
-/// What the raw shadow of a stemmed TEXT field indexes.
-#[derive(Clone, Copy)]
-enum Shadows {
-    /// The words as written less the field's analyzer's stop words.
-    WithoutStopWords,
-    /// Every word as written (collections created before stop words were left out).
-    EveryWord,
-}
-
 /// The most fields a collection may declare.
 pub const MAX_FIELDS: usize = 256;
 
@@ -155,18 +146,10 @@ impl CollectionSchema {
             }
             fields.push(def);
         }
-        Ok(Self::build(fields, Shadows::WithoutStopWords))
+        Ok(Self::build(fields))
     }
 
-    /// This schema as collections created before raw shadows left out stop
-    /// words have it: their indexes keep shadows with every word (`standard`).
-    pub(crate) fn with_shadows_of_every_word(&self) -> Self {
-        let mut older = Self::build(self.fields.clone(), Shadows::EveryWord);
-        older.synonyms = self.synonyms.clone();
-        older
-    }
-
-    fn build(fields: Vec<FieldDef>, shadows: Shadows) -> Self {
+    fn build(fields: Vec<FieldDef>) -> Self {
         let mut builder = Schema::builder();
         let id_field = builder.add_text_field(
             ID_FIELD,
@@ -188,17 +171,11 @@ impl CollectionSchema {
                 let stemmed = def.ty == FieldType::Text
                     && !matches!(def.analyzer, Analyzer::Standard | Analyzer::Keyword);
                 stemmed.then(|| {
-                    let tokenizer = match shadows {
-                        Shadows::WithoutStopWords => def.analyzer.shadow_tokenizer(),
-                        Shadows::EveryWord => None,
-                    };
                     builder.add_text_field(
                         &format!("{RAW_PREFIX}{}", def.name),
                         TextOptions::default().set_indexing_options(
                             TextFieldIndexing::default()
-                                .set_tokenizer(
-                                    tokenizer.as_deref().unwrap_or(Analyzer::Standard.name()),
-                                )
+                                .set_tokenizer(Analyzer::Standard.name())
                                 .set_index_option(IndexRecordOption::WithFreqs),
                         ),
                     )
@@ -508,33 +485,6 @@ mod tests {
         assert_eq!(schema.tantivy().get_field_name(written), "_written_brand");
         assert_eq!(Normalizer::Lowercase.apply("Café SONY"), "cafe sony");
         assert_eq!(Normalizer::None.apply("Café SONY"), "Café SONY");
-    }
-
-    #[test]
-    fn raw_shadows_leave_out_stop_words_unless_the_index_is_older() {
-        let mut body = spec("body", Some(FieldType::Text));
-        body.analyzer = "english".into();
-        let schema = CollectionSchema::new(&[spec("title", Some(FieldType::Text)), body]).unwrap();
-        let tokenizer = |schema: &CollectionSchema| {
-            let (_, body) = schema.field("body").unwrap();
-            let raw = schema.raw_field(body);
-            assert_ne!(raw, body);
-            match schema.tantivy().get_field_entry(raw).field_type() {
-                tantivy::schema::FieldType::Str(options) => options
-                    .get_indexing_options()
-                    .unwrap()
-                    .tokenizer()
-                    .to_owned(),
-                other => panic!("{other:?}"),
-            }
-        };
-        assert_eq!(tokenizer(&schema), "english_words");
-        let older = schema.with_shadows_of_every_word();
-        assert_eq!(tokenizer(&older), "standard");
-        assert_ne!(older.tantivy(), schema.tantivy());
-        // A standard field has no shadow either way.
-        let (_, title) = older.field("title").unwrap();
-        assert_eq!(older.raw_field(title), title);
     }
 
     #[test]

@@ -129,18 +129,13 @@ impl Collection {
 
     /// A collection read back from a checkpoint or snapshot.
     pub(crate) fn restore(loaded: Loaded, shared: Shared) -> Result<Arc<Self>> {
-        let mut schema = schema_of(&loaded.definition)?;
+        let schema = schema_of(&loaded.definition)?;
         let name = loaded.definition.name.clone();
         let index = Index::open(IndexDirectory::new(loaded.index.clone()))?;
         if index.schema() != *schema.tantivy() {
-            // An index written before raw shadows left out stop words keeps its own.
-            let older = schema.with_shadows_of_every_word();
-            if index.schema() != *older.tantivy() {
-                return Err(EngineError::DataDamaged(format!(
-                    "the index of collection {name} does not match its definition"
-                )));
-            }
-            schema = older;
+            return Err(EngineError::DataDamaged(format!(
+                "the index of collection {name} does not match its definition"
+            )));
         }
         let (uid, time) = (loaded.definition.uid, loaded.definition.create_time);
         let index = (index, loaded.index);

@@ -8,7 +8,6 @@ use tantivy::schema::Field;
 
 use crate::collection::Collection;
 use crate::error::{EngineError, Result};
-use crate::lang::query::build::words_as_written;
 use crate::schema::FieldType;
 use crate::search::spelling;
 
@@ -87,7 +86,7 @@ pub fn suggest(
     let mut counts: HashMap<String, u64> = HashMap::new();
     for (_, field) in fields {
         let raw = schema.raw_field(field);
-        let mut analyzer = words_as_written(collection.index(), field, raw)?;
+        let mut analyzer = collection.index().tokenizer_for_field(raw)?;
         let mut stream = analyzer.token_stream(&last);
         let Some(token) = stream.next().map(|t| t.text.clone()) else {
             continue;

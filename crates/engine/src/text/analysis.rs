@@ -92,37 +92,6 @@ impl Analyzer {
             Analyzer::Stemmed(lang) => stemmed(lang),
         }
     }
-
-    /// The language of a stemming analyzer.
-    fn language(self) -> Option<Language> {
-        match self {
-            Analyzer::English => Some(Language::English),
-            Analyzer::Stemmed(lang) => Some(lang),
-            Analyzer::Standard | Analyzer::Keyword => None,
-        }
-    }
-
-    /// The tokenizer of the raw shadow of a TEXT field with this analyzer (the
-    /// words as written, for prefix and fuzzy terms): `standard` less this
-    /// analyzer's stop words, which no prefix or typo is worth expanding to.
-    /// `None` for the analyzers that need no shadow (`standard`, `keyword`).
-    pub(crate) fn shadow_tokenizer(self) -> Option<String> {
-        self.language()
-            .map(|_| format!("{}{SHADOW_SUFFIX}", self.name()))
-    }
-}
-
-/// The suffix of a shadow tokenizer's name (`english_words`).
-const SHADOW_SUFFIX: &str = "_words";
-
-/// The stop words of `lang`, where there is a list.
-fn stop_words(lang: Language) -> Option<StopWordFilter> {
-    match lang {
-        Language::English => Some(StopWordFilter::remove(
-            ENGLISH_STOP_WORDS.iter().map(|w| w.to_string()),
-        )),
-        lang => StopWordFilter::new(lang),
-    }
 }
 
 fn standard() -> tantivy::tokenizer::TextAnalyzerBuilder<impl tantivy::tokenizer::Tokenizer> {
@@ -263,7 +232,13 @@ const ENGLISH_STOP_WORDS: &[&str] = &[
 ];
 
 fn stemmed(lang: Language) -> TextAnalyzer {
-    match stop_words(lang) {
+    let stop = match lang {
+        Language::English => Some(StopWordFilter::remove(
+            ENGLISH_STOP_WORDS.iter().map(|w| w.to_string()),
+        )),
+        lang => StopWordFilter::new(lang),
+    };
+    match stop {
         Some(stop) => standard()
             .filter(stop)
             .filter(MemoStemmer::new(lang))
@@ -425,8 +400,8 @@ fn keyword_lowercase() -> TextAnalyzer {
         .build()
 }
 
-/// Registers every analyzer on `index` under its name, the tokenizers of raw
-/// shadows, and the KEYWORD normalizers for terms and columns.
+/// Registers every analyzer on `index` under its name, and the KEYWORD
+/// normalizers for terms and columns.
 pub(crate) fn register(index: &Index) {
     let manager = index.tokenizers();
     for analyzer in [Analyzer::Standard, Analyzer::Keyword, Analyzer::English]
@@ -434,18 +409,6 @@ pub(crate) fn register(index: &Index) {
         .chain(LANGUAGES.iter().map(|(_, l)| Analyzer::Stemmed(*l)))
     {
         manager.register(analyzer.name(), analyzer.build());
-    }
-    for analyzer in [Analyzer::English]
-        .into_iter()
-        .chain(LANGUAGES.iter().map(|(_, l)| Analyzer::Stemmed(*l)))
-    {
-        if let (Some(name), Some(lang)) = (analyzer.shadow_tokenizer(), analyzer.language()) {
-            let shadow = match stop_words(lang) {
-                Some(stop) => standard().filter(stop).build(),
-                None => standard().build(),
-            };
-            manager.register(&name, shadow);
-        }
     }
     let lowercase = Normalizer::Lowercase.tokenizer();
     manager.register(lowercase, keyword_lowercase());

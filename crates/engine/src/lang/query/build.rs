@@ -14,14 +14,12 @@ use tantivy::query::{
     PhraseQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, Searcher, Term};
 
 use super::parse::{Leaf, LeafKind, Node, Operator, Syntax};
 use super::{MAX_EXPANSIONS, MAX_FUZZY_CHARS, parse};
 use crate::error::{EngineError, Result};
 use crate::schema::{CollectionSchema, FieldType};
-use crate::text::analysis::Analyzer;
 
 /// Expansions kept for the last word when searching as you type: the most
 /// frequent, without failing.
@@ -264,8 +262,8 @@ impl<'a> Builder<'a> {
 
     /// The one normalised term of `word` in the raw field, or an error naming the
     /// leaf when it is not one word.
-    fn raw_term(&self, leaf: &Leaf, main: Field, raw: Field, word: &str) -> Result<Option<String>> {
-        let mut analyzer = words_as_written(self.index, main, raw)?;
+    fn raw_term(&self, leaf: &Leaf, raw: Field, word: &str) -> Result<Option<String>> {
+        let mut analyzer = self.index.tokenizer_for_field(raw)?;
         let mut stream = analyzer.token_stream(word);
         let mut tokens = Vec::new();
         while let Some(token) = stream.next() {
@@ -295,9 +293,9 @@ impl<'a> Builder<'a> {
         let prefix = if self.schema.is_keyword(raw) {
             Some(self.schema.normalizer(raw).apply(word))
         } else if lenient {
-            self.raw_term(leaf, main, raw, word).ok().flatten()
+            self.raw_term(leaf, raw, word).ok().flatten()
         } else {
-            self.raw_term(leaf, main, raw, word)?
+            self.raw_term(leaf, raw, word)?
         };
         let Some(prefix) = prefix else {
             return Ok(None);
@@ -336,9 +334,9 @@ impl<'a> Builder<'a> {
         let term = if self.schema.is_keyword(raw) {
             Some(self.schema.normalizer(raw).apply(word))
         } else if strict {
-            self.raw_term(leaf, main, raw, word)?
+            self.raw_term(leaf, raw, word)?
         } else {
-            self.raw_term(leaf, main, raw, word).ok().flatten()
+            self.raw_term(leaf, raw, word).ok().flatten()
         };
         let Some(term) = term else { return Ok(None) };
         // The automaton's size grows with the term's length times its distinct
@@ -445,21 +443,6 @@ impl<'a> Builder<'a> {
             ))),
         })
     }
-}
-
-/// The analyzer that makes a typed word a term of `raw`, the field of `main`'s
-/// words as written. A raw shadow leaves out its field's stop words, but a
-/// typed prefix or typo that is one (`the*`, `whcih~`) still expands to the
-/// shadow's other words: the standard analyzer, which the shadow's is less
-/// the stop words.
-pub(crate) fn words_as_written(index: &Index, main: Field, raw: Field) -> Result<TextAnalyzer> {
-    if raw == main {
-        return Ok(index.tokenizer_for_field(raw)?);
-    }
-    index
-        .tokenizers()
-        .get(Analyzer::Standard.name())
-        .ok_or_else(|| EngineError::Internal("the standard analyzer is not registered".into()))
 }
 
 fn io(err: std::io::Error) -> EngineError {

@@ -6,7 +6,7 @@
 //! simple syntax that never fails, and expands prefix and fuzzy terms without a
 //! limit a service can report.
 
-pub(crate) mod build;
+mod build;
 mod lex;
 mod parse;
 mod stats;
