@@ -15,10 +15,10 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api;
-use crate::api::pb::collection_service_server::CollectionServiceServer;
-use crate::api::pb::document_service_server::DocumentServiceServer;
-use crate::api::pb::search_service_server::SearchServiceServer;
-use crate::api::pb::snapshot_service_server::SnapshotServiceServer;
+use crate::api::served::collection_service_server::CollectionServiceServer;
+use crate::api::served::document_service_server::DocumentServiceServer;
+use crate::api::served::search_service_server::SearchServiceServer;
+use crate::api::served::snapshot_service_server::SnapshotServiceServer;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::middleware::WireStatusLayer;

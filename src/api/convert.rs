@@ -2,12 +2,15 @@
 //! field by field so that a new proto field fails the build here until it is
 //! handled.
 
+use std::sync::Arc;
+
 use prost_types::{FieldMask, Timestamp};
 use tonic::Status;
 
-use super::pb;
+use super::served as pb;
 use super::status::invalid;
-use super::value::{borrowed_fields_to_struct, shared_fields_to_struct, struct_to_fields};
+use super::value::struct_to_fields;
+use super::wire::WireStruct;
 use crate::engine::{
     Collection, DEFAULT_FRAGMENT_SIZE, DEFAULT_PAGE_SIZE, Document, EngineError, Explanation,
     FacetCounts, FacetRequest, FieldDef, FieldSpec, FieldType, Fields, Highlight,
@@ -122,7 +125,11 @@ pub fn document_parts(
         create_time: _,
         update_time: _,
     } = document.ok_or_else(|| invalid(path, format!("{path} is required")))?;
-    let fields = struct_to_fields(fields.unwrap_or_default(), &format!("{path}.fields"))?;
+    let fields = fields
+        .unwrap_or_default()
+        .into_struct()
+        .map_err(|e| invalid(format!("{path}.fields"), format!("undecodable fields: {e}")))?;
+    let fields = struct_to_fields(fields, &format!("{path}.fields"))?;
     Ok((id, fields))
 }
 
@@ -137,7 +144,7 @@ pub fn wire_document(doc: Document) -> pb::Document {
     } = doc;
     pb::Document {
         id: id.to_string(),
-        fields: Some(shared_fields_to_struct(fields)),
+        fields: Some(WireStruct::Json(fields)),
         version,
         create_time: Some(timestamp(create_time)),
         update_time: Some(timestamp(update_time)),
@@ -226,10 +233,15 @@ impl ReadMask {
             update_time,
         } = doc;
         let fields = if self.all_fields {
-            Some(shared_fields_to_struct(fields))
+            Some(WireStruct::Json(fields))
         } else {
             self.fields.as_ref().map(|keys| {
-                borrowed_fields_to_struct(keys.iter().filter_map(|k| fields.get_key_value(k)))
+                let kept: Fields = keys
+                    .iter()
+                    .filter_map(|k| fields.get_key_value(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                WireStruct::Json(Arc::new(kept))
             })
         };
         pb::Document {

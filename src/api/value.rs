@@ -86,37 +86,3 @@ fn json_to_value(value: serde_json::Value) -> Value {
     };
     Value { kind: Some(kind) }
 }
-
-/// Shared JSON fields to a Struct: moved out when nothing else holds them
-/// (the document cache may), copied otherwise.
-pub fn shared_fields_to_struct(fields: std::sync::Arc<Fields>) -> Struct {
-    match std::sync::Arc::try_unwrap(fields) {
-        Ok(fields) => fields_to_struct(fields),
-        Err(shared) => borrowed_fields_to_struct(shared.iter()),
-    }
-}
-
-/// Borrowed JSON fields to a Struct.
-pub fn borrowed_fields_to_struct<'a>(
-    fields: impl Iterator<Item = (&'a String, &'a serde_json::Value)>,
-) -> Struct {
-    Struct {
-        fields: fields
-            .map(|(k, v)| (k.clone(), borrowed_json_to_value(v)))
-            .collect(),
-    }
-}
-
-fn borrowed_json_to_value(value: &serde_json::Value) -> Value {
-    let kind = match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(borrowed_json_to_value).collect(),
-        }),
-        serde_json::Value::Object(map) => Kind::StructValue(borrowed_fields_to_struct(map.iter())),
-    };
-    Value { kind: Some(kind) }
-}

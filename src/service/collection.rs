@@ -5,11 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
+use crate::api;
 use crate::api::OrStatus as _;
 use crate::api::page_size;
 use crate::api::paging;
-use crate::api::pb::collection_service_server::CollectionService;
-use crate::api::{self, pb};
+use crate::api::served as pb;
+use crate::api::served::collection_service_server::CollectionService;
 use crate::engine::{CollectionSchema, Engine};
 use crate::middleware::auth::{Access, check_access, check_collection};
 

@@ -7,8 +7,9 @@ use tonic::{Request, Response, Status, Streaming};
 use super::{collection_name, doc_id};
 use crate::api::OrStatus as _;
 use crate::api::page_size;
-use crate::api::pb::document_service_server::DocumentService;
-use crate::api::{self, paging, pb};
+use crate::api::served as pb;
+use crate::api::served::document_service_server::DocumentService;
+use crate::api::{self, paging};
 use crate::engine::{
     Collection, DocId, Engine, EngineError, Fields, Patch, ResponseBudget, Update,
 };

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::collection_name;
-use crate::api::pb::search_service_server::SearchService;
-use crate::api::{self, pb};
+use crate::api;
+use crate::api::served as pb;
+use crate::api::served::search_service_server::SearchService;
 use crate::api::{OrStatus as _, status_from};
 use crate::engine::{Analyzer, Engine, EngineError};
 use crate::middleware::auth::check_collection;

@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::collection_name;
 use crate::api::OrStatus as _;
-use crate::api::pb;
-use crate::api::pb::snapshot_service_server::SnapshotService;
+use crate::api::served as pb;
+use crate::api::served::snapshot_service_server::SnapshotService;
 use crate::engine::{CollectionName, Engine, EngineError};
 use crate::middleware::auth::{Access, check_collection};
 use crate::storage::{SnapshotInfo, Snapshots};
