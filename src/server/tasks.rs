@@ -13,10 +13,14 @@ use crate::storage::Store;
 pub const WRITER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often pending asynchronous writes are made visible.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// A collection's segments are merged (see `Engine::merge_idle_collections`)
+/// once nobody wrote to it for this long.
+pub const IDLE_MERGE_AFTER: Duration = Duration::from_secs(2);
 
 /// Every [`REFRESH_INTERVAL`]: makes pending asynchronous writes visible (and
-/// merged segments), samples the metrics gauges if asked, and starts a
-/// checkpoint if the log has grown enough.
+/// merged segments), samples the metrics gauges if asked, starts the merges of
+/// idle collections' segments, and starts a checkpoint if the log has grown
+/// enough.
 pub(super) fn spawn_refresher(
     engine: Arc<Engine>,
     store: Option<Arc<Store>>,
@@ -30,6 +34,10 @@ pub(super) fn spawn_refresher(
             if sample_metrics {
                 crate::middleware::metrics::sample(&engine);
             }
+            // In the background: a merge takes seconds, and each collection
+            // starts one per idle period.
+            let idle = engine.clone();
+            tokio::task::spawn_blocking(move || idle.merge_idle_collections(IDLE_MERGE_AFTER));
             // In the background: at most one runs, and refreshes go on meanwhile.
             if let Some(store) = &store {
                 let (store, engine) = (store.clone(), engine.clone());

@@ -367,6 +367,24 @@ impl Engine {
         }
     }
 
+    /// Merges the segments that collections nobody wrote to for `idle` left
+    /// apart (see [`Collection::merge_if_idle`]). Blocking: waits for the
+    /// merges it starts.
+    pub fn merge_idle_collections(&self, idle: std::time::Duration) {
+        let collections: Vec<Arc<Collection>> = self.collections.read().values().cloned().collect();
+        for collection in collections {
+            match collection.merge_if_idle(idle) {
+                Ok(true) => {
+                    tracing::debug!(collection = %collection.name(), "idle segments merged")
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::error!(collection = %collection.name(), %err, "merging an idle collection's segments failed")
+                }
+            }
+        }
+    }
+
     /// Makes every collection's pending asynchronous writes visible, and publishes
     /// the segments of merges that ended after the last commit. A collection that
     /// fails is logged and does not hold back the others.

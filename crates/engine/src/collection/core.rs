@@ -179,6 +179,7 @@ impl Collection {
                 writer: None,
                 index: writer_index,
                 last_write: Instant::now(),
+                idle_merge_started: false,
                 #[cfg(test)]
                 merges_stopped: false,
                 waiting: None,

@@ -39,6 +39,56 @@ async fn a_merge_ended_after_the_last_commit_is_published() {
     assert!(!collection.is_merged_since_view().unwrap());
 }
 
+/// Once idle, a collection's comparable segments are merged into one, once
+/// per idle period; a large segment beside a few new documents is left alone.
+#[tokio::test]
+async fn an_idle_collection_merges_its_segments_once() {
+    let name = CollectionName::parse("idle", "name").unwrap();
+    let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
+    let write = |i: usize| {
+        let collection = collection.clone();
+        async move {
+            let fields = json!({"title": format!("rust {i}")});
+            let id = DocId::parse(&format!("d{i}"), "id").unwrap();
+            let fields = fields.as_object().unwrap().clone();
+            collection.create(Some(id), fields, true, "").await.unwrap();
+        }
+    };
+    let segments = |c: &Collection| c.view().searcher.segment_readers().len();
+    for i in 0..4 {
+        write(i).await;
+    }
+    assert_eq!(segments(&collection), 4, "one segment per visible write");
+    assert!(
+        !collection.merge_if_idle(Duration::from_secs(3600)).unwrap(),
+        "not idle yet"
+    );
+
+    assert!(collection.merge_if_idle(Duration::ZERO).unwrap());
+    collection.publish_merged().await.unwrap();
+    assert_eq!(segments(&collection), 1);
+    assert_eq!(collection.view().searcher.num_docs(), 4);
+    assert!(
+        !collection.merge_if_idle(Duration::ZERO).unwrap(),
+        "once per idle period"
+    );
+
+    // One new document beside the four: left as it is.
+    write(4).await;
+    assert!(!collection.merge_if_idle(Duration::ZERO).unwrap());
+    assert_eq!(segments(&collection), 2);
+    // Three more: the merged segment is at most twice the rest, so all are
+    // merged.
+    for i in 5..8 {
+        write(i).await;
+    }
+    assert!(collection.merge_if_idle(Duration::ZERO).unwrap());
+    collection.publish_merged().await.unwrap();
+    assert_eq!(segments(&collection), 1);
+    assert_eq!(collection.view().searcher.num_docs(), 8);
+    assert_eq!(collection.view().docs.len(), 8);
+}
+
 /// The documents of `view` holding `term`.
 fn documents_holding(view: &View, term: Term) -> usize {
     let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);

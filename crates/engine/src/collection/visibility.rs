@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::core::blocking;
 use super::{Collection, View};
 use crate::error::{EngineError, Result};
+use crate::index::merging::idle_merge_candidates;
 
 impl Collection {
     /// Returns once every write applied so far is visible to search.
@@ -22,6 +23,40 @@ impl Collection {
     /// for the writer's merges to end, holding the write lock. Blocking.
     pub fn close_idle_writer(&self, idle: Duration) -> Result<bool> {
         self.write.lock().close_writer_if_idle(idle)
+    }
+
+    /// Merges the segments an idle collection leaves apart
+    /// ([`idle_merge_candidates`]) into one, once per idle period: when no
+    /// write came for `idle` and none is pending. Returns whether it merged;
+    /// the next refresh publishes the merged segment. Blocking: waits for the
+    /// merge, which runs on the writer's merge thread. Gives up at once when a
+    /// commit holds the write state; a merge that fails because one of its
+    /// segments is in a background merge is tried again at the next call.
+    pub fn merge_if_idle(&self, idle: Duration) -> Result<bool> {
+        let merge = {
+            let Some(mut state) = self.write.try_lock() else {
+                return Ok(false);
+            };
+            let pending = state.waiting.is_some() || state.seq > state.committed_seq;
+            #[cfg(test)]
+            if state.merges_stopped {
+                return Ok(false);
+            }
+            if pending || state.idle_merge_started || state.last_write.elapsed() < idle {
+                return Ok(false);
+            }
+            let segments = idle_merge_candidates(&self.index.searchable_segment_metas()?);
+            state.idle_merge_started = true;
+            if segments.is_empty() {
+                return Ok(false);
+            }
+            state.writer()?.merge(&segments)
+        };
+        if merge.wait().is_err() {
+            self.write.lock().idle_merge_started = false;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Whether the index writer is open (tests).
@@ -130,6 +165,12 @@ impl Collection {
             .map(|r| r.segment_id())
             .collect();
         self.id_cache.retain(&live);
+        tracing::debug!(
+            collection = %self.name,
+            segments = searcher.segment_readers().len(),
+            documents = searcher.num_docs(),
+            "published a view"
+        );
         let view = View::new(self.uid, searcher, self.docs.read().clone());
         *self.view.write() = Arc::new(view);
         Ok(seq)

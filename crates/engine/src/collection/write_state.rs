@@ -32,6 +32,9 @@ pub(super) struct WriteState {
     pub(super) index: Index,
     /// When the last write was applied.
     pub(super) last_write: Instant,
+    /// Whether this idle period's merge has started (see
+    /// [`Collection::start_idle_merge`]); a write clears it.
+    pub(super) idle_merge_started: bool,
     /// Merges stopped (tests): a writer opened later stops them too.
     #[cfg(test)]
     pub(super) merges_stopped: bool,
@@ -104,6 +107,7 @@ impl WriteState {
     /// (see `add_waiting_segment`).
     pub(super) fn add(&mut self, id: &DocId, doc: TantivyDocument, waited: bool) -> Result<()> {
         self.last_write = Instant::now();
+        self.idle_merge_started = false;
         if !waited || self.deleted.contains(id) {
             self.writer()?.add_document(doc)?;
             return Ok(());
@@ -143,6 +147,7 @@ impl WriteState {
             self.add_waiting_segment()?;
         }
         self.last_write = Instant::now();
+        self.idle_merge_started = false;
         self.writer()?.delete_term(term);
         self.deleted.insert(id.clone());
         Ok(())

@@ -67,6 +67,39 @@ impl MergePolicy for SmallFirst {
     }
 }
 
+/// The most documents a merge started on an idle collection produces.
+pub const IDLE_MERGE_MAX_DOCS: u32 = 100_000;
+
+/// The segments to merge into one once a collection is idle: every segment,
+/// less those that would take the result over [`IDLE_MERGE_MAX_DOCS`] and
+/// those more than twice as large as all the rest together (largest first);
+/// empty when fewer than two remain.
+///
+/// An import commits two segments (one per indexing thread) every time the
+/// writes waiting on it commit, and tantivy's levels merge only eight of a
+/// size, so an import of tens of thousands of documents leaves several
+/// segments that each search then visits: every term looked up and every
+/// scorer built once per segment. Since a segment is merged only with at
+/// least half as many documents as it holds, each merge makes a document's
+/// segment at least half as large again, and a document is rewritten a
+/// logarithmic number of times; a large segment beside a few new documents is
+/// left alone.
+pub fn idle_merge_candidates(segments: &[SegmentMeta]) -> Vec<tantivy::index::SegmentId> {
+    let mut by_size: Vec<&SegmentMeta> = segments.iter().collect();
+    by_size.sort_by_key(|segment| std::cmp::Reverse(segment.max_doc()));
+    let mut total: u64 = by_size.iter().map(|s| u64::from(s.max_doc())).sum();
+    let mut first = 0;
+    while by_size.len() - first >= 2 {
+        let largest = u64::from(by_size[first].max_doc());
+        if total <= u64::from(IDLE_MERGE_MAX_DOCS) && largest <= 2 * (total - largest) {
+            return by_size[first..].iter().map(|s| s.id()).collect();
+        }
+        total -= largest;
+        first += 1;
+    }
+    Vec::new()
+}
+
 #[cfg(test)]
 mod tests {
     use tantivy::index::SegmentId;
@@ -120,6 +153,40 @@ mod tests {
         assert_eq!(
             merged_sizes(&policy, &metas),
             vec![vec![1, 8, 8, 8, 8, 8, 8, 8, 8]]
+        );
+    }
+
+    fn idle_merged_sizes(sizes: &[u32]) -> Vec<u32> {
+        let metas = segments(sizes);
+        let mut merged: Vec<u32> = idle_merge_candidates(&metas)
+            .iter()
+            .map(|id| metas.iter().find(|m| m.id() == *id).unwrap().max_doc())
+            .collect();
+        merged.sort_unstable();
+        merged
+    }
+
+    #[test]
+    fn an_idle_collection_merges_comparable_segments_within_the_cap() {
+        // An import's segments, a pair per commit: all merged.
+        assert_eq!(
+            idle_merged_sizes(&[1, 2_000, 2_100, 4_000, 4_100, 300, 400]),
+            vec![1, 300, 400, 2_000, 2_100, 4_000, 4_100]
+        );
+        // A segment more than twice the rest together is left as it is.
+        assert!(idle_merged_sizes(&[50_000, 1]).is_empty());
+        assert!(idle_merged_sizes(&[41, 20]).is_empty());
+        assert_eq!(idle_merged_sizes(&[40, 20]), vec![20, 40]);
+        assert_eq!(idle_merged_sizes(&[50_000, 20, 30]), vec![20, 30]);
+        // Nothing to merge with one segment or none.
+        assert!(idle_merged_sizes(&[7]).is_empty());
+        assert!(idle_merged_sizes(&[]).is_empty());
+        // The result stays within the cap: the largest segments stay apart.
+        let half = IDLE_MERGE_MAX_DOCS / 2;
+        assert_eq!(idle_merged_sizes(&[half, half, half, 10, 10]), vec![10, 10]);
+        assert_eq!(
+            idle_merged_sizes(&[half, half - 10, 5, 5]),
+            vec![5, 5, half - 10, half]
         );
     }
 
