@@ -65,6 +65,7 @@ async fn an_idle_collection_merges_its_segments_once() {
     );
 
     assert!(collection.merge_if_idle(Duration::ZERO).unwrap());
+    assert!(!collection.writer_open(), "closed after the merge");
     collection.publish_merged().await.unwrap();
     assert_eq!(segments(&collection), 1);
     assert_eq!(collection.view().searcher.num_docs(), 4);

@@ -28,7 +28,8 @@ impl Collection {
     /// Merges the segments an idle collection leaves apart
     /// ([`idle_merge_candidates`]) into one, once per idle period: when no
     /// write came for `idle` and none is pending. Returns whether it merged;
-    /// the next refresh publishes the merged segment. Blocking: waits for the
+    /// the next refresh publishes the merged segment. After a merge the writer
+    /// is closed unless a write came meanwhile. Blocking: waits for the
     /// merge, which runs on the writer's merge thread. Gives up at once when a
     /// commit holds the write state; a merge that fails because one of its
     /// segments is in a background merge is tried again at the next call.
@@ -56,6 +57,11 @@ impl Collection {
             self.write.lock().idle_merge_started = false;
             return Ok(false);
         }
+        // The writer's work is done until the next write: closing it now
+        // rather than after a minute ends its indexing threads, and the
+        // allocator can then return the pages of the segments the merge
+        // replaced, which were those threads' (docs/decisions.md).
+        self.write.lock().close_writer_if_idle(idle)?;
         Ok(true)
     }
 
