@@ -180,6 +180,7 @@ impl Collection {
                 index: writer_index,
                 last_write: Instant::now(),
                 idle_merge_started: false,
+                in_merge: Arc::default(),
                 #[cfg(test)]
                 merges_stopped: false,
                 waiting: None,

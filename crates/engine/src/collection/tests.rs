@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -74,9 +75,11 @@ async fn an_idle_collection_merges_its_segments_once() {
         "once per idle period"
     );
 
-    // One new document beside the four: left as it is.
+    // One new document beside the four: left as it is, and the writer closed.
     write(4).await;
+    assert!(collection.writer_open());
     assert!(!collection.merge_if_idle(Duration::ZERO).unwrap());
+    assert!(!collection.writer_open());
     assert_eq!(segments(&collection), 2);
     // Three more: the merged segment is at most twice the rest, so all are
     // merged.
@@ -88,6 +91,92 @@ async fn an_idle_collection_merges_its_segments_once() {
     assert_eq!(segments(&collection), 1);
     assert_eq!(collection.view().searcher.num_docs(), 8);
     assert_eq!(collection.view().docs.len(), 8);
+}
+
+/// A collection with one segment for each of `n` visible writes.
+async fn with_segments(name: &str, n: usize) -> Arc<Collection> {
+    let name = CollectionName::parse(name, "name").unwrap();
+    let collection = Collection::standalone(name, crate::fuzz::schema()).expect("a collection");
+    for i in 0..n {
+        let fields = json!({"title": format!("rust {i}")});
+        let id = DocId::parse(&format!("d{i}"), "id").unwrap();
+        let fields = fields.as_object().unwrap().clone();
+        collection.create(Some(id), fields, true, "").await.unwrap();
+    }
+    assert_eq!(collection.view().searcher.segment_readers().len(), n);
+    collection
+}
+
+/// The index files that belong to no segment of the last commit.
+fn stray_files(collection: &Collection) -> Vec<std::path::PathBuf> {
+    let live: Vec<String> = collection
+        .index
+        .searchable_segment_metas()
+        .unwrap()
+        .iter()
+        .map(|meta| meta.id().uuid_string())
+        .collect();
+    let mut stray: Vec<_> = collection
+        .index
+        .directory()
+        .list_managed_files()
+        .into_iter()
+        .filter(|path| {
+            let name = path.to_string_lossy();
+            !name.ends_with(".json") && !live.iter().any(|id| name.starts_with(id.as_str()))
+        })
+        .collect();
+    stray.sort();
+    stray
+}
+
+/// The idle merge leaves alone segments a background merge holds: tantivy
+/// would run both merges, and the second to end would fail.
+#[tokio::test]
+async fn an_idle_merge_waits_for_background_merges() {
+    let collection = with_segments("waiting", 4).await;
+    let ids = collection.index.searchable_segment_ids().unwrap();
+    collection.write.lock().in_merge.hold(&ids[..1]);
+    assert!(!collection.merge_if_idle(Duration::ZERO).unwrap());
+    assert!(
+        !collection.write.lock().idle_merge_started,
+        "tried again later"
+    );
+
+    // Closing the writer waits for its merges; none holds a segment after it.
+    assert!(collection.close_idle_writer(Duration::ZERO).unwrap());
+    assert!(collection.merge_if_idle(Duration::ZERO).unwrap());
+    collection.publish_merged().await.unwrap();
+    assert_eq!(collection.view().searcher.segment_readers().len(), 1);
+    assert!(stray_files(&collection).is_empty());
+}
+
+/// Two merges of the same segments both run; the second to end fails, and
+/// tantivy collects the directory's garbage only after merges that succeed:
+/// the inputs (which the failed merge held when the first ended) and the
+/// failed merge's output stay until `collect_garbage`.
+#[tokio::test]
+async fn garbage_collection_removes_what_a_failed_merge_leaves() {
+    let collection = with_segments("failed", 4).await;
+    let ids = collection.index.searchable_segment_ids().unwrap();
+    let (first, second) = {
+        let mut state = collection.write.lock();
+        let writer = state.writer().unwrap();
+        (writer.merge(&ids), writer.merge(&ids))
+    };
+    assert!(first.wait().is_ok());
+    assert!(second.wait().is_err(), "its segments are gone");
+    // Four inputs and one output, six files each at most.
+    assert!(
+        stray_files(&collection).len() > 6,
+        "{:?}",
+        stray_files(&collection)
+    );
+
+    collection.collect_garbage().unwrap();
+    assert_eq!(stray_files(&collection), Vec::<std::path::PathBuf>::new());
+    collection.publish_merged().await.unwrap();
+    assert_eq!(collection.view().searcher.num_docs(), 4);
 }
 
 /// The documents of `view` holding `term`.

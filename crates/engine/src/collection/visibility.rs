@@ -28,11 +28,14 @@ impl Collection {
     /// Merges the segments an idle collection leaves apart
     /// ([`idle_merge_candidates`]) into one, once per idle period: when no
     /// write came for `idle` and none is pending. Returns whether it merged;
-    /// the next refresh publishes the merged segment. After a merge the writer
-    /// is closed unless a write came meanwhile. Blocking: waits for the
+    /// the next refresh publishes the merged segment. After a merge, or when
+    /// there is nothing to merge, the writer is closed unless a write came
+    /// meanwhile. Blocking: waits for the
     /// merge, which runs on the writer's merge thread. Gives up at once when a
-    /// commit holds the write state; a merge that fails because one of its
-    /// segments is in a background merge is tried again at the next call.
+    /// commit holds the write state, and waits for a later call while a
+    /// background merge holds one of the segments ([`InMerge`]).
+    ///
+    /// [`InMerge`]: crate::index::merging::InMerge
     pub fn merge_if_idle(&self, idle: Duration) -> Result<bool> {
         let merge = {
             let Some(mut state) = self.write.try_lock() else {
@@ -46,15 +49,24 @@ impl Collection {
             if pending || state.idle_merge_started || state.last_write.elapsed() < idle {
                 return Ok(false);
             }
-            let segments = idle_merge_candidates(&self.index.searchable_segment_metas()?);
+            let segments = {
+                let metas = self.index.searchable_segment_metas()?;
+                if state.in_merge.holds_any(&metas) {
+                    return Ok(false);
+                }
+                idle_merge_candidates(&metas)
+            };
             state.idle_merge_started = true;
             if segments.is_empty() {
+                // No merge runs (none holds a segment): closing waits for nothing.
+                state.close_writer_if_idle(idle)?;
                 return Ok(false);
             }
             state.writer()?.merge(&segments)
         };
         if merge.wait().is_err() {
             self.write.lock().idle_merge_started = false;
+            self.collect_garbage()?;
             return Ok(false);
         }
         // The writer's work is done until the next write: closing it now
@@ -63,6 +75,24 @@ impl Collection {
         // replaced, which were those threads' (docs/decisions.md).
         self.write.lock().close_writer_if_idle(idle)?;
         Ok(true)
+    }
+
+    /// Deletes the index files no segment needs any more, if the writer is
+    /// open. tantivy does so after each commit and each merge that succeeds;
+    /// a merge that fails (another merge took one of its segments first)
+    /// leaves its output, and the inputs it held while the other ended, until
+    /// the next of those.
+    pub(super) fn collect_garbage(&self) -> Result<()> {
+        let collected = self
+            .write
+            .lock()
+            .writer
+            .as_ref()
+            .map(|writer| writer.garbage_collect_files());
+        if let Some(collected) = collected {
+            collected.wait()?;
+        }
+        Ok(())
     }
 
     /// Whether the index writer is open (tests).

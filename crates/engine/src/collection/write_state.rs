@@ -3,13 +3,14 @@
 //! be searchable, and the deletes since the last commit.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tantivy::indexer::{AddOperation, IndexWriterOptions, SegmentWriter};
 use tantivy::{Index, IndexWriter, Segment, TantivyDocument, Term};
 
 use crate::error::Result;
-use crate::index::merging::SmallFirst;
+use crate::index::merging::{InMerge, SmallFirst};
 use crate::names::DocId;
 
 /// Memory budget of each indexing thread of a collection's `IndexWriter`
@@ -33,8 +34,10 @@ pub(super) struct WriteState {
     /// When the last write was applied.
     pub(super) last_write: Instant,
     /// Whether this idle period's merge has started (see
-    /// [`Collection::start_idle_merge`]); a write clears it.
+    /// [`Collection::merge_if_idle`]); a write clears it.
     pub(super) idle_merge_started: bool,
+    /// The segments the writer's merge policy handed to background merges.
+    pub(super) in_merge: Arc<InMerge>,
     /// Merges stopped (tests): a writer opened later stops them too.
     #[cfg(test)]
     pub(super) merges_stopped: bool,
@@ -83,7 +86,7 @@ impl WriteState {
                     .num_merge_threads(MERGE_THREADS)
                     .build();
                 let writer = self.index.writer_with_options(options)?;
-                writer.set_merge_policy(Box::<SmallFirst>::default());
+                writer.set_merge_policy(Box::new(SmallFirst::recording(self.in_merge.clone())));
                 #[cfg(test)]
                 if self.merges_stopped {
                     writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
@@ -204,6 +207,9 @@ impl WriteState {
         if let Some(writer) = self.writer.take() {
             writer.wait_merging_threads()?;
         }
+        // No merge runs without a writer; one that ended in failure would
+        // otherwise stay recorded.
+        self.in_merge = Arc::default();
         // Every delete was applied by the last commit; a new writer starts
         // with an empty delete queue.
         self.deleted.clear();

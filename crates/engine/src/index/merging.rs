@@ -24,10 +24,19 @@
 //! apart from the rest, which changed when merges ended and left the server
 //! measurably larger after an import (docs/decisions.md).
 //!
+//! The policy also records the segments it hands to merges ([`InMerge`]): an
+//! explicit merge (the idle merge) must not take a segment a background merge
+//! holds, since tantivy runs both, and the one that ends second fails and
+//! leaves its output and its inputs in the directory until the next commit.
+//!
 //! Written here rather than taken from a library: `MergePolicy` is tantivy's
 //! extension point for exactly this, and its one policy has the floor.
 
-use tantivy::index::SegmentMeta;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tantivy::index::{SegmentId, SegmentMeta};
 use tantivy::indexer::{LogMergePolicy, MergeCandidate, MergePolicy};
 
 /// Segments with fewer documents are merged among themselves.
@@ -36,21 +45,57 @@ pub const SMALL_SEGMENT_DOCS: u32 = 100;
 /// Levels of small segments: a factor of 2^3 apart.
 const SMALL_LEVEL_LOG2: f64 = 3.0;
 
+/// The segments a writer's merge policy has handed to background merges that
+/// may not have ended.
+///
+/// tantivy starts a merge for every candidate its policy returns and offers the
+/// policy only segments that no merge holds. So a segment offered is in no
+/// merge, and one returned in a candidate is in a merge until it is offered
+/// again or leaves the index (the merge that took it ended).
+#[derive(Debug, Default)]
+pub struct InMerge(Mutex<HashSet<SegmentId>>);
+
+impl InMerge {
+    /// Whether a background merge may hold one of `segments`; forgets the
+    /// segments recorded that are not among them (merged away).
+    pub fn holds_any(&self, segments: &[SegmentMeta]) -> bool {
+        let mut held = self.0.lock();
+        let current: HashSet<SegmentId> = segments.iter().map(|s| s.id()).collect();
+        held.retain(|id| current.contains(id));
+        !held.is_empty()
+    }
+
+    /// Records `segments` as held by a merge (tests).
+    #[cfg(test)]
+    pub fn hold(&self, segments: &[SegmentId]) {
+        self.0.lock().extend(segments.iter().copied());
+    }
+}
+
 /// tantivy's merge policy for large segments; small ones merged on their own.
 #[derive(Debug)]
 pub struct SmallFirst {
     small: LogMergePolicy,
     large: LogMergePolicy,
+    in_merge: Arc<InMerge>,
 }
 
 impl Default for SmallFirst {
     fn default() -> Self {
+        SmallFirst::recording(Arc::default())
+    }
+}
+
+impl SmallFirst {
+    /// The policy, recording the segments it hands to merges in `in_merge`.
+    pub fn recording(in_merge: Arc<InMerge>) -> Self {
         let mut small = LogMergePolicy::default();
         small.set_min_layer_size(1);
         small.set_level_log_size(SMALL_LEVEL_LOG2);
         SmallFirst {
             small,
             large: LogMergePolicy::default(),
+            in_merge,
         }
     }
 }
@@ -63,6 +108,13 @@ impl MergePolicy for SmallFirst {
             .partition(|segment| segment.max_doc() < SMALL_SEGMENT_DOCS);
         let mut candidates = self.small.compute_merge_candidates(&small);
         candidates.extend(self.large.compute_merge_candidates(&large));
+        let mut held = self.in_merge.0.lock();
+        for segment in segments {
+            held.remove(&segment.id());
+        }
+        for candidate in &candidates {
+            held.extend(candidate.0.iter().copied());
+        }
         candidates
     }
 }
@@ -84,7 +136,7 @@ pub const IDLE_MERGE_MAX_DOCS: u32 = 100_000;
 /// segment at least half as large again, and a document is rewritten a
 /// logarithmic number of times; a large segment beside a few new documents is
 /// left alone.
-pub fn idle_merge_candidates(segments: &[SegmentMeta]) -> Vec<tantivy::index::SegmentId> {
+pub fn idle_merge_candidates(segments: &[SegmentMeta]) -> Vec<SegmentId> {
     let mut by_size: Vec<&SegmentMeta> = segments.iter().collect();
     by_size.sort_by_key(|segment| std::cmp::Reverse(segment.max_doc()));
     let mut total: u64 = by_size.iter().map(|s| u64::from(s.max_doc())).sum();
@@ -188,6 +240,30 @@ mod tests {
             idle_merged_sizes(&[half, half - 10, 5, 5]),
             vec![5, 5, half - 10, half]
         );
+    }
+
+    #[test]
+    fn the_policy_records_the_segments_it_hands_to_merges() {
+        let in_merge = Arc::new(InMerge::default());
+        let policy = SmallFirst::recording(in_merge.clone());
+        let metas = segments(&[30_000, 1, 1, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(merged_sizes(&policy, &metas), vec![vec![1; 8]]);
+        assert!(in_merge.holds_any(&metas));
+        assert!(
+            !in_merge.holds_any(&metas[..1]),
+            "the large one is in no merge"
+        );
+        // The merge ended: its segments left the index.
+        assert!(!in_merge.holds_any(&metas));
+
+        assert_eq!(merged_sizes(&policy, &metas).len(), 1);
+        // Offered again: tantivy offers only segments no merge holds.
+        assert!(merged_sizes(&policy, &metas[..2]).is_empty());
+        assert!(
+            in_merge.holds_any(&metas),
+            "the seven not offered are still held"
+        );
+        assert!(!in_merge.holds_any(&metas[..2]));
     }
 
     #[test]
