@@ -35,9 +35,13 @@ pub(super) fn spawn_refresher(
                 crate::middleware::metrics::sample(&engine);
             }
             // In the background: a merge takes seconds, and each collection
-            // starts one per idle period.
-            let idle = engine.clone();
-            tokio::task::spawn_blocking(move || idle.merge_idle_collections(IDLE_MERGE_AFTER));
+            // starts one per idle period. Only when one is due: a blocking
+            // thread kept busy every second would never end, and each keeps
+            // its zstd contexts and its allocator pages (docs/decisions.md).
+            if engine.idle_merge_due(IDLE_MERGE_AFTER) {
+                let idle = engine.clone();
+                tokio::task::spawn_blocking(move || idle.merge_idle_collections(IDLE_MERGE_AFTER));
+            }
             // In the background: at most one runs, and refreshes go on meanwhile.
             if let Some(store) = &store {
                 let (store, engine) = (store.clone(), engine.clone());

@@ -367,6 +367,16 @@ impl Engine {
         }
     }
 
+    /// Whether some collection's idle merge is due: nobody wrote to it for
+    /// `idle` and this idle period's merge has not started. Cheap, and never
+    /// waits: the caller starts a blocking thread only when it is.
+    pub fn idle_merge_due(&self, idle: std::time::Duration) -> bool {
+        self.collections
+            .read()
+            .values()
+            .any(|collection| collection.idle_merge_due(idle))
+    }
+
     /// Merges the segments that collections nobody wrote to for `idle` left
     /// apart (see [`Collection::merge_if_idle`]). Blocking: waits for the
     /// merges it starts.

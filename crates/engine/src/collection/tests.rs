@@ -64,8 +64,14 @@ async fn an_idle_collection_merges_its_segments_once() {
         !collection.merge_if_idle(Duration::from_secs(3600)).unwrap(),
         "not idle yet"
     );
+    assert!(!collection.idle_merge_due(Duration::from_secs(3600)));
 
+    assert!(collection.idle_merge_due(Duration::ZERO));
     assert!(collection.merge_if_idle(Duration::ZERO).unwrap());
+    assert!(
+        !collection.idle_merge_due(Duration::ZERO),
+        "done for this idle period"
+    );
     assert!(!collection.writer_open(), "closed after the merge");
     collection.publish_merged().await.unwrap();
     assert_eq!(segments(&collection), 1);

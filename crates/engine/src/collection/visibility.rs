@@ -77,6 +77,15 @@ impl Collection {
         Ok(true)
     }
 
+    /// Whether [`Collection::merge_if_idle`] has something to decide: no write
+    /// came for `idle` and this idle period's merge has not started. False
+    /// while a write or commit holds the write state.
+    pub fn idle_merge_due(&self, idle: Duration) -> bool {
+        self.write
+            .try_lock()
+            .is_some_and(|state| !state.idle_merge_started && state.last_write.elapsed() >= idle)
+    }
+
     /// Deletes the index files no segment needs any more, if the writer is
     /// open. tantivy does so after each commit and each merge that succeeds;
     /// a merge that fails (another merge took one of its segments first)
