@@ -30,10 +30,10 @@ impl Collection {
     /// write came for `idle` and none is pending. Returns whether it merged;
     /// the next refresh publishes the merged segment. After a merge, or when
     /// there is nothing to merge, the writer is closed unless a write came
-    /// meanwhile. Blocking: waits for the
-    /// merge, which runs on the writer's merge thread. Gives up at once when a
-    /// commit holds the write state, and waits for a later call while a
-    /// background merge holds one of the segments ([`InMerge`]).
+    /// meanwhile. Blocking: waits for the merge, which runs on the writer's
+    /// merge thread. Gives up at once when a commit holds the write state, and
+    /// waits for a later call while a background merge holds one of the
+    /// segments ([`InMerge`]).
     ///
     /// [`InMerge`]: crate::index::merging::InMerge
     pub fn merge_if_idle(&self, idle: Duration) -> Result<bool> {
