@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
     trove::engine::shorten_time_slice();
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(process::collect_when_parked)
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(run()));

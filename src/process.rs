@@ -1,6 +1,9 @@
 //! Process set-up of the `trove` binary: how its memory is kept (no
-//! transparent huge pages; free memory returned while idle).
+//! transparent huge pages; free memory returned while idle, by a purge thread
+//! and by each runtime thread as it parks).
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Turns transparent huge pages off for this process. mimalloc asks for them, and a
@@ -36,11 +39,16 @@ pub fn release_memory_when_idle() {
             // mimalloc's collect does nothing on a thread that has never allocated.
             drop(std::hint::black_box(Box::new(0u64)));
             let mut before = process_cpu();
+            let mut was_idle = false;
             loop {
                 std::thread::sleep(IDLE_CHECK);
                 let now = process_cpu();
                 let idle = now.saturating_sub(before) < IDLE_CHECK.mul_f64(IDLE_SHARE);
                 before = now;
+                if idle && !was_idle {
+                    IDLE_PERIODS.fetch_add(1, Ordering::Relaxed);
+                }
+                was_idle = idle;
                 if idle {
                     // SAFETY: mi_collect frees only what no one holds; forced, it
                     // also returns every thread's free arena memory, however recent.
@@ -67,4 +75,27 @@ fn process_cpu() -> Duration {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Counts the times the server has gone idle; a runtime thread that has not
+/// collected since the last of them collects when it next parks.
+static IDLE_PERIODS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COLLECTED_IN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// For the runtime's `on_thread_park`: once per idle period, the parking thread
+/// hands its own free pages back (docs/decisions.md, pages held by idle threads).
+/// The purge thread's collect cannot: mimalloc frees a page that became empty on
+/// a thread only from that thread, and a parked runtime thread makes no call
+/// into mimalloc that would.
+pub fn collect_when_parked() {
+    let period = IDLE_PERIODS.load(Ordering::Relaxed);
+    if COLLECTED_IN.get() != period {
+        COLLECTED_IN.set(period);
+        // SAFETY: as in `release_memory_when_idle`; this thread holds no
+        // allocator state across the call.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
 }
