@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(process::collect_when_parked)
+        .thread_keep_alive(process::BLOCKING_THREAD_KEEP_ALIVE)
         .build()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(run()));

@@ -77,6 +77,11 @@ fn process_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+/// How long a blocking thread waits for more work before it ends (tokio's default
+/// is 10 s). Writes and imports run on these threads, and a thread's free pages
+/// return to the OS only when it ends or allocates again (docs/decisions.md).
+pub const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(1);
+
 /// Counts the times the server has gone idle; a runtime thread that has not
 /// collected since the last of them collects when it next parks.
 static IDLE_PERIODS: AtomicU64 = AtomicU64::new(0);
