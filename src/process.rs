@@ -91,7 +91,8 @@ thread_local! {
 }
 
 /// For the runtime's `on_thread_park`: once per idle period, the parking thread
-/// hands its own free pages back (docs/decisions.md, pages held by idle threads).
+/// hands its own free pages back (docs/decisions.md, runtime threads collecting
+/// once idle).
 /// The purge thread's collect cannot: mimalloc frees a page that became empty on
 /// a thread only from that thread, and a parked runtime thread makes no call
 /// into mimalloc that would.
