@@ -11,7 +11,6 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api;
@@ -24,6 +23,7 @@ use crate::engine::Engine;
 use crate::middleware::WireStatusLayer;
 use crate::middleware::auth::{AuthLayer, Keys};
 use crate::middleware::metrics::MetricsLayer;
+use crate::middleware::request_id::RequestIdLayer;
 use crate::middleware::shed::{MemoryLimit, ShedLayer};
 use crate::seeds;
 use crate::service::{CollectionHandler, DocumentHandler, SearchHandler, SnapshotHandler};
@@ -154,14 +154,19 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let server = builder
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(request_span)
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(MetricsLayer)
+        .layer(RequestIdLayer)
+        .layer(tower::util::option_layer(tracing_requests().then(|| {
+            tower::ServiceBuilder::new()
+                .map_response(as_tonic_body)
+                .layer(
+                    TraceLayer::new_for_grpc()
+                        .make_span_with(request_span)
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                )
+        })))
+        .layer(tower::util::option_layer(
+            config.metrics_listen.is_some().then_some(MetricsLayer),
+        ))
         .layer(ShedLayer::new(
             config.max_concurrent_requests,
             config.max_memory.map(MemoryLimit::new),
@@ -219,6 +224,21 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Whether the request spans and their events can be recorded: they are at
+/// DEBUG level, and below it the trace layer would only cost time (its body
+/// wrapper, clock reads and status classification on every response).
+fn tracing_requests() -> bool {
+    tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG
+}
+
+fn as_tonic_body<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    response.map(tonic::body::Body::new)
 }
 
 /// Each request's span names its method and request id (the client's
