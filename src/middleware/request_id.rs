@@ -82,7 +82,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(id) = this.id.take() {
+        if let Some(mut id) = this.id.take() {
+            // Never indexed by HPACK: a new value on every response would
+            // otherwise take a place in the connection's header table and push
+            // out the entries every response repeats (`content-type`,
+            // `grpc-status`), which then travel in full again.
+            id.set_sensitive(true);
             response
                 .headers_mut()
                 .entry(X_REQUEST_ID.clone())
