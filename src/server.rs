@@ -143,10 +143,7 @@ pub async fn serve(
         crate::middleware::metrics::install(metrics_addr)?;
         tracing::info!(addr = %metrics_addr, "serving metrics");
     }
-    let mut builder = Server::builder()
-        .max_concurrent_streams(Some(config.max_concurrent_streams))
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    let mut builder = transport(config.max_concurrent_streams);
     if let Some(age) = config.max_connection_age {
         builder = builder.max_connection_age(age);
     }
@@ -224,6 +221,16 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A server builder with trove's HTTP/2 settings: at most
+/// `max_concurrent_streams` streams per connection, and keep-alive pings that
+/// find dead peers. (The benchmark's bare server is built with it too.)
+pub fn transport(max_concurrent_streams: u32) -> Server {
+    Server::builder()
+        .max_concurrent_streams(Some(max_concurrent_streams))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
 }
 
 /// Whether the request spans and their events can be recorded: they are at

@@ -18,6 +18,7 @@ use trove::api::pb::search_service_client::SearchServiceClient;
 use trove::engine::{DICTIONARY_BYTES, Dictionary, StoredDoc, TRAIN_AFTER_DOCUMENTS};
 
 use crate::corpus::Corpus;
+use crate::h2load;
 use crate::peers::{Fts5, Tantivy};
 use crate::queries::{BenchQuery, query_set};
 use crate::server::{Server, create_news, own_cpu_seconds};
@@ -137,6 +138,23 @@ async fn with_cpu<T>(
         client: own_cpu_seconds()? - client_before,
     };
     Ok((out, cpu))
+}
+
+/// [`h2load::get_document`] against `server`, with the server's CPU time.
+async fn h2load_phase(
+    server: &Server,
+    request: &std::path::Path,
+    calls: usize,
+    response_len: usize,
+) -> anyhow::Result<(h2load::H2Load, Cpu)> {
+    let (addr, request) = (server.addr.clone(), request.to_owned());
+    with_cpu(Some(server), async move {
+        tokio::task::spawn_blocking(move || {
+            h2load::get_document(&addr, &request, calls, response_len)
+        })
+        .await?
+    })
+    .await
 }
 
 /// `concurrency` threads each calling `call(i)` with i = 0, 1, … until `seconds` pass.
@@ -568,6 +586,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let (trove_get, trove_get_cpu) =
         with_cpu(Some(&trove), get_load(trove.addr.clone(), ids.clone())).await?;
+    // The same reads from h2load, of the one document the bare server answers
+    // (as many calls for each server: about the tonic phase's worth).
+    let h2load_request = work.path().join("get.bin");
+    let h2load_calls = ((trove_get.rate() * args.seconds * 1.5) as usize).max(2000);
+    let response_len = prost::Message::encoded_len(&sample);
+    let with_h2load = h2load::available();
+    let trove_h2load = if with_h2load {
+        std::fs::write(
+            &h2load_request,
+            h2load::grpc_frame(&prost::Message::encode_to_vec(&pb::GetDocumentRequest {
+                collection: "news".into(),
+                id: docs[0].0.clone(),
+            })),
+        )?;
+        Some(h2load_phase(&trove, &h2load_request, h2load_calls, response_len).await?)
+    } else {
+        None
+    };
     trove.kill9()?;
     let fixed_path = work.path().join("fixed.pb");
     std::fs::write(&fixed_path, prost::Message::encode_to_vec(&sample))?;
@@ -580,6 +616,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     bare.wait_listening().await?;
     let (bare_get, bare_get_cpu) =
         with_cpu(Some(&bare), get_load(bare.addr.clone(), ids.clone())).await?;
+    let bare_h2load = match trove_h2load {
+        Some(_) => Some(h2load_phase(&bare, &h2load_request, h2load_calls, response_len).await?),
+        None => None,
+    };
     drop(bare);
     // The same server decompressing the document as trove stores it before
     // each answer: the ceiling for a server that keeps its documents compressed.
@@ -727,6 +767,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             read_get.cpu_ms_per_call(read_get_cpu.server)
         ),
     );
+    match (&trove_h2load, &bare_h2load) {
+        (Some((trove_run, trove_cpu)), Some((bare_run, bare_cpu))) => {
+            let per_call =
+                |run: &h2load::H2Load, cpu: &Cpu| cpu.server * 1e6 / run.requests.max(1) as f64;
+            println!(
+                "| GetDocument c16 from h2load (one document, {} calls), requests/s (server CPU µs per request) | {:.0} ({:.0}) | {:.0} ({:.0}) | | {} | | ≥ 0.8x |",
+                trove_run.requests,
+                trove_run.rate(),
+                per_call(trove_run, trove_cpu),
+                bare_run.rate(),
+                per_call(bare_run, bare_cpu),
+                ratio(trove_run.rate(), bare_run.rate()),
+            );
+        }
+        _ => println!(
+            "| GetDocument c16 from h2load | left out: no h2load (Debian `nghttp2-client`) | | | | | ≥ 0.8x |"
+        ),
+    }
     println!();
     println!("| measure | trove | target |");
     println!("|---|---|---|");

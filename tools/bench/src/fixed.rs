@@ -80,8 +80,8 @@ impl DocumentService for Fixed {
 }
 
 /// Serves the fixed `document` on `listen` until killed, with trove's
-/// transport settings (TCP_NODELAY), decompressing `read` before each answer
-/// if given.
+/// transport settings (TCP_NODELAY, its HTTP/2 stream limit and keep-alive
+/// pings), decompressing `read` before each answer if given.
 pub async fn serve(
     listen: std::net::SocketAddr,
     document: pb::Document,
@@ -89,7 +89,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    trove::server::transport(trove::config::DEFAULT_MAX_CONCURRENT_STREAMS)
         .add_service(DocumentServiceServer::new(Fixed {
             document: Arc::new(document),
             read: read.map(Arc::new),

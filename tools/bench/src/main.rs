@@ -14,6 +14,7 @@ mod bench;
 mod corpus;
 mod durability;
 mod fixed;
+mod h2load;
 mod load;
 mod peers;
 mod queries;
