@@ -37,8 +37,20 @@ impl Process {
         process
     }
 
+    /// Starts the process with `env` set and waits until it serves.
+    pub async fn start_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut process = Self::spawn_with_env(data, args, env);
+        process.wait_serving().await;
+        process
+    }
+
     /// Starts the process without waiting.
     pub fn spawn(data: &Path, args: &[&str]) -> Process {
+        Self::spawn_with_env(data, args, &[])
+    }
+
+    /// Starts the process with `env` set, without waiting.
+    pub fn spawn_with_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
@@ -53,6 +65,8 @@ impl Process {
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("TROVE_LOG")
+            .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())

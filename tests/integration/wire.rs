@@ -377,6 +377,56 @@ async fn a_passed_client_deadline_is_deadline_exceeded() {
     s.stop().await;
 }
 
+/// With `TROVE_LOG=debug` each request is logged with its method and request
+/// id; at the default level the request layer is left out and nothing of a
+/// request is logged, but its id is still echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_logged_with_their_ids_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    for (level, logged) in [("debug", true), ("info", false)] {
+        let data = dir.path().join(level);
+        let mut process =
+            crate::process::Process::start_with_env(&data, &[], &[("TROVE_LOG", level)]).await;
+        let mut clients = process.connect().await;
+        let id = format!("log-me-{level}");
+        let mut request = tonic::Request::new(trove::api::pb::GetCollectionRequest {
+            name: "missing".into(),
+        });
+        request
+            .metadata_mut()
+            .insert("x-request-id", id.parse().unwrap());
+        let err = clients
+            .collections
+            .get_collection(request)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+        assert_eq!(err.metadata().get("x-request-id").unwrap(), id.as_str());
+        // The log is written as the response goes; give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let line_of = |text: &str| {
+            text.lines()
+                .find(|l| {
+                    l.contains(&id) && l.contains("/trove.v1.CollectionService/GetCollection")
+                })
+                .map(str::to_owned)
+        };
+        if logged {
+            while line_of(&process.log_text()).is_none() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(
+                line_of(&process.log_text()).is_some(),
+                "{}",
+                process.log_text()
+            );
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(!process.log_text().contains(&id), "{}", process.log_text());
+        }
+    }
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
     let mut s = Server::start().await;
