@@ -1,8 +1,8 @@
 //! The tower layers every request passes, outermost first: the request id,
 //! tracing (only when DEBUG events can be recorded), metrics (only when they are
 //! served), shedding (the in-progress bound, the memory limit, receive and send
-//! timeouts), the wire status rewriting, the compression policy, and API keys. Each reads what it needs of a method
-//! from the one method table (`api::methods`).
+//! timeouts), the wire status rewriting, the compression policy, and API keys.
+//! Each reads what it needs of a method from the one method table (`api::methods`).
 
 pub mod auth;
 pub mod compression;

@@ -47,18 +47,18 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let id = match request.headers().get(&X_REQUEST_ID) {
-            Some(id) => Some(id.clone()),
+            Some(id) => id.clone(),
             None => {
                 let id = generate();
                 request
                     .headers_mut()
                     .insert(X_REQUEST_ID.clone(), id.clone());
-                Some(id)
+                id
             }
         };
         Echo {
             inner: self.inner.call(request),
-            id,
+            id: Some(id),
         }
     }
 }
@@ -69,6 +69,7 @@ pin_project! {
     pub struct Echo<F> {
         #[pin]
         inner: F,
+        // Taken when the response is ready.
         id: Option<HeaderValue>,
     }
 }

@@ -591,8 +591,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let h2load_request = work.path().join("get.bin");
     let h2load_calls = ((trove_get.rate() * args.seconds * 1.5) as usize).max(2000);
     let response_len = prost::Message::encoded_len(&sample);
-    let with_h2load = h2load::available();
-    let trove_h2load = if with_h2load {
+    let trove_h2load = if h2load::available() {
         std::fs::write(
             &h2load_request,
             h2load::grpc_frame(&prost::Message::encode_to_vec(&pb::GetDocumentRequest {
@@ -616,9 +615,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     bare.wait_listening().await?;
     let (bare_get, bare_get_cpu) =
         with_cpu(Some(&bare), get_load(bare.addr.clone(), ids.clone())).await?;
-    let bare_h2load = match trove_h2load {
-        Some(_) => Some(h2load_phase(&bare, &h2load_request, h2load_calls, response_len).await?),
-        None => None,
+    let bare_h2load = if trove_h2load.is_some() {
+        Some(h2load_phase(&bare, &h2load_request, h2load_calls, response_len).await?)
+    } else {
+        None
     };
     drop(bare);
     // The same server decompressing the document as trove stores it before
