@@ -1,7 +1,8 @@
 //! The server's own generated code of `proto/`: the service stubs and message
 //! types the services implement, in which `google.protobuf.Struct` (a
 //! document's fields) is `api::wire::WireStruct`, so that a response can carry
-//! fields encoded once and kept (see `src/api/wire.rs`). Calling services use
+//! fields encoded once and kept (see `src/api/wire.rs`), and whose codec sizes
+//! a response's buffer once (`src/api/codec.rs`). Calling services use
 //! `trove-client`'s types, where it is prost's own `Struct`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .extern_path(".google.protobuf.Struct", "crate::api::wire::WireStruct")
+        .codec_path("crate::api::codec::SizedCodec")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

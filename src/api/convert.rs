@@ -144,7 +144,7 @@ pub fn wire_document(doc: Document) -> pb::Document {
     } = doc;
     pb::Document {
         id: id.to_string(),
-        fields: Some(WireStruct::Json(fields)),
+        fields: Some(WireStruct::json(fields)),
         version,
         create_time: Some(timestamp(create_time)),
         update_time: Some(timestamp(update_time)),
@@ -233,7 +233,7 @@ impl ReadMask {
             update_time,
         } = doc;
         let fields = if self.all_fields {
-            Some(WireStruct::Json(fields))
+            Some(WireStruct::json(fields))
         } else {
             self.fields.as_ref().map(|keys| {
                 let kept: Fields = keys
@@ -241,7 +241,7 @@ impl ReadMask {
                     .filter_map(|k| fields.get_key_value(k))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                WireStruct::Json(Arc::new(kept))
+                WireStruct::json(Arc::new(kept))
             })
         };
         pb::Document {

@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, conversions between them and the engine's
 //! domain types, and the one mapping from engine errors to gRPC statuses.
 
+pub mod codec;
 mod convert;
 mod limits;
 pub mod methods;

@@ -20,8 +20,12 @@ use crate::engine::Fields;
 pub enum WireStruct {
     Decoded(Struct),
     /// Encoded as the `Struct` the JSON object makes: numbers as doubles,
-    /// `null` as `NullValue`, arrays as `ListValue`.
-    Json(Arc<Fields>),
+    /// `null` as `NullValue`, arrays as `ListValue`. `len` is that encoding's
+    /// length, counted once: prost asks for it at every level of nesting.
+    Json {
+        fields: Arc<Fields>,
+        len: usize,
+    },
 }
 
 impl Default for WireStruct {
@@ -37,6 +41,12 @@ impl From<Struct> for WireStruct {
 }
 
 impl WireStruct {
+    /// JSON fields to encode as a `Struct`.
+    pub fn json(fields: Arc<Fields>) -> Self {
+        let len = object_len(&fields);
+        WireStruct::Json { fields, len }
+    }
+
     /// The decoded `Struct` (JSON fields are encoded and decoded back; the
     /// server decodes only what a client sent, which is never JSON).
     pub fn into_struct(self) -> Result<Struct, DecodeError> {
@@ -51,7 +61,7 @@ impl Message for WireStruct {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match self {
             WireStruct::Decoded(s) => s.encode_raw(buf),
-            WireStruct::Json(fields) => encode_object(fields, buf),
+            WireStruct::Json { fields, .. } => encode_object(fields, buf),
         }
     }
 
@@ -64,7 +74,7 @@ impl Message for WireStruct {
     ) -> Result<(), DecodeError> {
         match self {
             WireStruct::Decoded(s) => s.merge_field(tag, wire_type, buf, ctx),
-            WireStruct::Json(_) => {
+            WireStruct::Json { .. } => {
                 let mut s = Struct::decode(self.encode_to_vec().as_slice())?;
                 s.merge_field(tag, wire_type, buf, ctx)?;
                 *self = WireStruct::Decoded(s);
@@ -76,7 +86,7 @@ impl Message for WireStruct {
     fn encoded_len(&self) -> usize {
         match self {
             WireStruct::Decoded(s) => s.encoded_len(),
-            WireStruct::Json(fields) => object_len(fields),
+            WireStruct::Json { len, .. } => *len,
         }
     }
 
@@ -213,7 +223,7 @@ mod tests {
         for sample in samples {
             let object = fields(sample.clone());
             let built = crate::api::fields_to_struct(object.clone());
-            let json = WireStruct::Json(Arc::new(object));
+            let json = WireStruct::json(Arc::new(object));
             assert_eq!(json.encoded_len(), built.encoded_len(), "{sample}");
             assert_eq!(json.encode_to_vec(), built.encode_to_vec(), "{sample}");
             // Inside a document, as a client with prost's own types reads it.

@@ -169,7 +169,7 @@ fn search_in(
     let schema = collection.schema();
     let index = collection.index();
     let limit = request.page_size.clamp(1, MAX_PAGE_SIZE);
-    let ranking = format!("{:?}", request.options);
+    let ranking = request.options.fingerprint_text();
     let fingerprint = PageTokens::fingerprint(&[
         collection.name().as_str(),
         &request.query,

@@ -41,6 +41,28 @@ pub struct QueryOptions {
     pub prefix_last_word: bool,
 }
 
+impl QueryOptions {
+    /// The options as a short text that differs whenever the options do, for a
+    /// page token's fingerprint (the `Debug` form cost a formatter per search).
+    pub fn fingerprint_text(&self) -> String {
+        let flag = |on: bool| if on { '1' } else { '0' };
+        let mut text = String::with_capacity(5 + self.search_fields.len());
+        text.push(match self.syntax {
+            Syntax::Full => 'f',
+            Syntax::Simple => 's',
+        });
+        text.push(match self.default_operator {
+            Operator::Or => 'o',
+            Operator::And => 'a',
+        });
+        text.push(flag(self.typo_tolerance));
+        text.push(flag(self.prefix_last_word));
+        text.push(':');
+        text.push_str(&self.search_fields);
+        text
+    }
+}
+
 /// Builds queries for one collection and searcher.
 pub struct Builder<'a> {
     index: &'a Index,
@@ -558,4 +580,43 @@ fn analyzed_query(
         ))),
     };
     Ok((query, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_text_differs_when_any_option_does() {
+        let base = QueryOptions::default();
+        let variants = [
+            QueryOptions {
+                syntax: Syntax::Simple,
+                ..base.clone()
+            },
+            QueryOptions {
+                default_operator: Operator::And,
+                ..base.clone()
+            },
+            QueryOptions {
+                typo_tolerance: true,
+                ..base.clone()
+            },
+            QueryOptions {
+                prefix_last_word: true,
+                ..base.clone()
+            },
+            QueryOptions {
+                search_fields: "title^2".into(),
+                ..base.clone()
+            },
+        ];
+        let mut texts: Vec<String> = variants.iter().map(|o| o.fingerprint_text()).collect();
+        texts.push(base.fingerprint_text());
+        assert_eq!(base.clone().fingerprint_text(), base.fingerprint_text());
+        let count = texts.len();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), count, "{texts:?}");
+    }
 }
