@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use trove::api::pb::search_service_client::SearchServiceClient;
 
 use crate::queries::BenchQuery;
 use crate::stats::Latencies;
@@ -57,18 +58,42 @@ pub fn load(dir: &Path, limit: usize) -> anyhow::Result<(Vec<Doc>, Vec<BenchQuer
     Ok((docs, queries))
 }
 
-/// Empty unary calls (a health check) one at a time on `channel` for
-/// `seconds`: what any call costs on that channel, the gRPC floor.
-pub async fn floor(channel: &Channel, seconds: f64) -> anyhow::Result<Latencies> {
+/// How long each turn of [`alternating`] lasts.
+pub const TURN: Duration = Duration::from_millis(250);
+
+/// Searches for `queries` one at a time on `channel`, and empty unary calls (a
+/// health check: what any call costs on that channel, the gRPC floor), in turns
+/// of [`TURN`] each for `seconds` in all. In turns, both see the same spells of a
+/// shared machine; within a turn, what a search leaves to do after its answer
+/// (the client's flow control, freeing the response) falls on the next search,
+/// as it would in a run of searches, not on an empty call.
+pub async fn alternating(
+    channel: &Channel,
+    queries: &[BenchQuery],
+    seconds: f64,
+) -> anyhow::Result<(Latencies, Latencies)> {
+    let mut search = SearchServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     let mut health = HealthClient::new(channel.clone());
-    let mut latencies = Latencies::default();
+    let (mut searches, mut floor) = (Latencies::default(), Latencies::default());
     let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut i = 0;
     while Instant::now() < until {
-        let started = Instant::now();
-        health.check(HealthCheckRequest::default()).await?;
-        latencies.push(started.elapsed());
+        let turn = Instant::now() + TURN;
+        while Instant::now() < turn {
+            let request = crate::bench::search_request(&queries[i % queries.len()], false);
+            let started = Instant::now();
+            search.search(request).await?;
+            searches.push(started.elapsed());
+            i += 1;
+        }
+        let turn = Instant::now() + TURN;
+        while Instant::now() < turn {
+            let started = Instant::now();
+            health.check(HealthCheckRequest::default()).await?;
+            floor.push(started.elapsed());
+        }
     }
-    Ok(latencies)
+    Ok((searches, floor))
 }
 
 /// What the Python client measured, in milliseconds.
@@ -100,8 +125,8 @@ pub fn python_ready(python: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs the Python client against `addr` with `queries` for `seconds` of
-/// searches and as many of empty calls.
+/// Runs the Python client against `addr` with `queries`: for twice `seconds`,
+/// searches and empty calls in turns of [`TURN`].
 pub fn python_run(
     python: &Path,
     addr: &str,
@@ -114,6 +139,7 @@ pub fn python_run(
     let output = std::process::Command::new(python)
         .arg(script())
         .args(["--addr", addr, "--seconds", &seconds.to_string()])
+        .args(["--turn", &TURN.as_secs_f64().to_string()])
         .arg("--proto")
         .arg(proto_dir())
         .arg("--queries")
