@@ -253,11 +253,13 @@ fn search_in(
         };
         query
     };
-    let filtered: Box<dyn Query> = match filter {
-        None => text_query.box_clone(),
-        Some(filter) => restricted(&*text_query, &mut std::iter::once(&filter)),
-    };
-    let full_query = restricted(&*filtered, &mut post_parts.iter().map(|(_, q)| q));
+    // Without a filter or a post filter, the text query itself (no copy of its tree).
+    let with_filter: Option<Box<dyn Query>> =
+        filter.map(|filter| restricted(&*text_query, &mut std::iter::once(&filter)));
+    let filtered: &dyn Query = with_filter.as_deref().unwrap_or(&*text_query);
+    let with_post_filter: Option<Box<dyn Query>> = (!post_parts.is_empty())
+        .then(|| restricted(filtered, &mut post_parts.iter().map(|(_, q)| q)));
+    let full_query: &dyn Query = with_post_filter.as_deref().unwrap_or(filtered);
     // A facet on a field the post filter names counts without that part, in a
     // pass of its own; the others count in the main pass.
     let (main_facets, apart): (Vec<_>, Vec<_>) =
@@ -272,7 +274,7 @@ fn search_in(
         for (i, facet) in &apart {
             let field = facet.field();
             let query = restricted(
-                &*filtered,
+                filtered,
                 &mut post_parts
                     .iter()
                     .filter(|(e, _)| !filter::mentions(e, field))
@@ -314,7 +316,7 @@ fn search_in(
     };
     if request.skip_hits {
         // Neither collector scores, so tantivy matches without scoring.
-        let (total, facets) = searcher.search(&*full_query, &(Count, facet_collector))?;
+        let (total, facets) = searcher.search(full_query, &(Count, facet_collector))?;
         return Ok(SearchResults {
             hits: Vec::new(),
             total_size: total as u64,
@@ -325,7 +327,7 @@ fn search_in(
     let sort = SortCollector::new(keys, end, collection.id_cache());
     let statistics = BlendedStatistics::new(searcher, schema);
     let (sorted, total, facet_counts) = searcher.search_with_statistics_provider(
-        &*full_query,
+        full_query,
         &(sort, Count, facet_collector),
         &statistics,
     )?;
@@ -386,7 +388,7 @@ fn search_in(
             }
         }
         let explanation = if request.explain {
-            Some(explain(collection, &*full_query, &statistics, address)?)
+            Some(explain(collection, full_query, &statistics, address)?)
         } else {
             None
         };
