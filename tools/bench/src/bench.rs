@@ -99,6 +99,10 @@ pub struct VisibilityArgs {
     clients: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Import this real-text corpus (as for the benchmark's `--real`) and search
+    /// with its queries instead of the generated ones; `--docs` then caps it.
+    #[arg(long)]
+    real: Option<std::path::PathBuf>,
 }
 
 /// Results of one load phase.
@@ -832,9 +836,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// loaded with `docs` documents (no peers).
 pub async fn visibility(args: VisibilityArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let mut corpus = Corpus::new(args.seed);
-    let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
-    let queries = queries_for(&corpus, &docs, args.seed, 240);
+    let (docs, queries) = match &args.real {
+        Some(dir) => {
+            let (docs, queries) = crate::real::load(dir, args.docs)?;
+            (docs, Arc::new(queries))
+        }
+        None => {
+            let mut corpus = Corpus::new(args.seed);
+            let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
+            let queries = queries_for(&corpus, &docs, args.seed, 240);
+            (docs, queries)
+        }
+    };
     let mut trove = Server::spawn(&[], &work.path().join("trove.log"))?;
     let channel = trove.wait_serving().await?;
     create_news(&channel, "news").await?;

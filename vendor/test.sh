@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the test suites of the patched crates in vendor/ (README.md there), each in a
+# scratch copy outside the workspace. tantivy-fst's tests read data/words-100000 from
+# the crate as published, which is downloaded from crates.io.
+set -euo pipefail
+cd "$(dirname "$0")"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+export CARGO_TARGET_DIR="$scratch/target"
+for crate in tantivy-fst tantivy-stacker; do
+  cp -r "$crate" "$scratch/$crate"
+  echo '[workspace]' >>"$scratch/$crate/Cargo.toml"
+done
+curl -sSfL https://static.crates.io/crates/tantivy-fst/tantivy-fst-0.5.0.crate |
+  tar xzf - -C "$scratch" tantivy-fst-0.5.0/data/words-100000
+mkdir -p "$scratch/tantivy-fst/data"
+mv "$scratch/tantivy-fst-0.5.0/data/words-100000" "$scratch/tantivy-fst/data/"
+for crate in tantivy-fst tantivy-stacker; do
+  echo "--- $crate"
+  (cd "$scratch/$crate" && cargo test --quiet --lib)
+done
