@@ -11,7 +11,8 @@ for crate in tantivy-fst tantivy-stacker; do
   cp -r "$crate" "$scratch/$crate"
   echo '[workspace]' >>"$scratch/$crate/Cargo.toml"
 done
-curl -sSfL https://static.crates.io/crates/tantivy-fst/tantivy-fst-0.5.0.crate |
+python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())' \
+  https://static.crates.io/crates/tantivy-fst/tantivy-fst-0.5.0.crate |
   tar xzf - -C "$scratch" tantivy-fst-0.5.0/data/words-100000
 mkdir -p "$scratch/tantivy-fst/data"
 mv "$scratch/tantivy-fst-0.5.0/data/words-100000" "$scratch/tantivy-fst/data/"
