@@ -306,6 +306,28 @@ async fn trove_search(
 
 /// The fixed mixed query set over `corpus`'s vocabulary, with phrases from the
 /// first 1,000 of its `docs`.
+/// The documents and queries of the real-text corpus in `real` (at most `docs`
+/// documents), or `docs` generated documents and `queries` queries drawn from them.
+fn corpus_and_queries(
+    real: Option<&std::path::Path>,
+    docs: usize,
+    seed: u64,
+    queries: usize,
+) -> anyhow::Result<(Vec<Doc>, Arc<Vec<BenchQuery>>)> {
+    Ok(match real {
+        Some(dir) => {
+            let (docs, queries) = crate::real::load(dir, docs)?;
+            (docs, Arc::new(queries))
+        }
+        None => {
+            let mut corpus = Corpus::new(seed);
+            let docs: Vec<Doc> = (0..docs).map(|_| corpus.next_doc()).collect();
+            let queries = queries_for(&corpus, &docs, seed, queries);
+            (docs, queries)
+        }
+    })
+}
+
 fn queries_for(corpus: &Corpus, docs: &[Doc], seed: u64, count: usize) -> Arc<Vec<BenchQuery>> {
     let bodies: Vec<&str> = docs
         .iter()
@@ -389,21 +411,11 @@ async fn visibility_under_load(
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let (docs, queries, corpus_name) = match &args.real {
-        Some(dir) => {
-            let (docs, queries) = crate::real::load(dir, args.docs)?;
-            (
-                docs,
-                Arc::new(queries),
-                format!("real text from {}", dir.display()),
-            )
-        }
-        None => {
-            let mut corpus = Corpus::new(args.seed);
-            let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
-            let queries = queries_for(&corpus, &docs, args.seed, args.queries);
-            (docs, queries, "generated".to_owned())
-        }
+    let (docs, queries) =
+        corpus_and_queries(args.real.as_deref(), args.docs, args.seed, args.queries)?;
+    let corpus_name = match &args.real {
+        Some(dir) => format!("real text from {}", dir.display()),
+        None => "generated".to_owned(),
     };
     let jsonl_bytes: usize = docs
         .iter()
@@ -836,18 +848,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 /// loaded with `docs` documents (no peers).
 pub async fn visibility(args: VisibilityArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
-    let (docs, queries) = match &args.real {
-        Some(dir) => {
-            let (docs, queries) = crate::real::load(dir, args.docs)?;
-            (docs, Arc::new(queries))
-        }
-        None => {
-            let mut corpus = Corpus::new(args.seed);
-            let docs: Vec<Doc> = (0..args.docs).map(|_| corpus.next_doc()).collect();
-            let queries = queries_for(&corpus, &docs, args.seed, 240);
-            (docs, queries)
-        }
-    };
+    let (docs, queries) = corpus_and_queries(args.real.as_deref(), args.docs, args.seed, 240)?;
     let mut trove = Server::spawn(&[], &work.path().join("trove.log"))?;
     let channel = trove.wait_serving().await?;
     create_news(&channel, "news").await?;
