@@ -114,6 +114,14 @@ impl MergePolicy for SmallFirst {
         }
         for candidate in &candidates {
             held.extend(candidate.0.iter().copied());
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let docs: Vec<u32> = segments
+                    .iter()
+                    .filter(|segment| candidate.0.contains(&segment.id()))
+                    .map(SegmentMeta::max_doc)
+                    .collect();
+                tracing::debug!(?docs, "merge started");
+            }
         }
         candidates
     }
