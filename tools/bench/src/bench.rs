@@ -304,8 +304,6 @@ async fn trove_search(
     .await
 }
 
-/// The fixed mixed query set over `corpus`'s vocabulary, with phrases from the
-/// first 1,000 of its `docs`.
 /// The documents and queries of the real-text corpus in `real` (at most `docs`
 /// documents), or `docs` generated documents and `queries` queries drawn from them.
 fn corpus_and_queries(
@@ -328,6 +326,8 @@ fn corpus_and_queries(
     })
 }
 
+/// The fixed mixed query set over `corpus`'s vocabulary, with phrases from the
+/// first 1,000 of its `docs`.
 fn queries_for(corpus: &Corpus, docs: &[Doc], seed: u64, count: usize) -> Arc<Vec<BenchQuery>> {
     let bodies: Vec<&str> = docs
         .iter()
