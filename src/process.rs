@@ -47,6 +47,8 @@ pub fn release_memory_when_idle() {
                 before = now;
                 if idle && !was_idle {
                     IDLE_PERIODS.fetch_add(1, Ordering::Relaxed);
+                    // What an import stemmed is not needed again until the next one.
+                    trove_engine::forget_stems();
                 }
                 was_idle = idle;
                 if idle {

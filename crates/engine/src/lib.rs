@@ -41,5 +41,6 @@ pub use search::{
     MAX_FRAGMENT_SIZE, MAX_FRAGMENTS, MAX_PAGE_SIZE, SearchRequest, SearchResults,
 };
 pub use text::analysis::{Analyzer, Normalizer, Token, analyze};
+pub use text::stem::forget_stems;
 
 pub use engine::{DEFAULT_MAX_COLLECTIONS, Engine};
