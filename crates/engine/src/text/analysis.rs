@@ -7,6 +7,7 @@ use tantivy::tokenizer::{
     TextAnalyzer,
 };
 
+use crate::text::replay::{Record, Replay};
 use crate::text::stem::MemoStemmer;
 
 /// Tokens longer than this many bytes are dropped (they are never words).
@@ -87,7 +88,7 @@ impl Analyzer {
     fn build(self) -> TextAnalyzer {
         match self {
             Analyzer::Keyword => TextAnalyzer::from(RawTokenizer::default()),
-            Analyzer::Standard => standard().build(),
+            Analyzer::Standard => TextAnalyzer::from(Replay::new(standard().build())),
             Analyzer::English => stemmed(Language::English),
             Analyzer::Stemmed(lang) => stemmed(lang),
         }
@@ -240,10 +241,14 @@ fn stemmed(lang: Language) -> TextAnalyzer {
     };
     match stop {
         Some(stop) => standard()
+            .filter(Record)
             .filter(stop)
             .filter(MemoStemmer::new(lang))
             .build(),
-        None => standard().filter(MemoStemmer::new(lang)).build(),
+        None => standard()
+            .filter(Record)
+            .filter(MemoStemmer::new(lang))
+            .build(),
     }
 }
 
