@@ -193,6 +193,18 @@ mod tests {
     /// every memo of the process.
     static MEMO_TESTS: Mutex<()> = Mutex::new(());
 
+    /// tantivy's English stemmer, a memo stemmer and an analyzer with it.
+    fn english_pair() -> (TextAnalyzer, MemoStemmer, TextAnalyzer) {
+        let expected = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(Stemmer::new(Language::English))
+            .build();
+        let memo = MemoStemmer::new(Language::English);
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(memo.clone())
+            .build();
+        (expected, memo, analyzer)
+    }
+
     fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
         let mut stream = analyzer.token_stream(text);
         let mut out = Vec::new();
@@ -256,13 +268,7 @@ mod tests {
             .map(|i| format!("walking{i}s"))
             .collect();
         let text = many.join(" ");
-        let mut expected = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(Stemmer::new(Language::English))
-            .build();
-        let memo = MemoStemmer::new(Language::English);
-        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(memo.clone())
-            .build();
+        let (mut expected, memo, mut analyzer) = english_pair();
         assert_eq!(tokens(&mut analyzer, &text), tokens(&mut expected, &text));
         for shard in &memo.memo.shards {
             assert!(shard.lock().len() <= WORDS_PER_SHARD);
@@ -275,13 +281,7 @@ mod tests {
     fn forgets_and_stems_again() {
         let _one_at_a_time = MEMO_TESTS.lock();
         let text = "forgetting forgotten memories remembered again";
-        let mut expected = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(Stemmer::new(Language::English))
-            .build();
-        let memo = MemoStemmer::new(Language::English);
-        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(memo.clone())
-            .build();
+        let (mut expected, memo, mut analyzer) = english_pair();
         let want = tokens(&mut expected, text);
         assert_eq!(tokens(&mut analyzer, text), want);
         forget_stems();
