@@ -38,12 +38,12 @@ pub(crate) struct Recording {
     texts: String,
     /// Per token: where its text ends in `texts`, its offsets and position.
     tokens: Vec<(usize, usize, usize, usize)>,
-    /// The stream ran to its end, so `tokens` is every token.
-    complete: bool,
 }
 
 thread_local! {
-    /// This thread's recordings, the newest last.
+    /// This thread's recordings of streams that ran to their end, the newest
+    /// last. A stream's recording joins them only then, so each holds every
+    /// token of its text.
     static RECORDED: RefCell<Vec<Recording>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -69,7 +69,7 @@ impl<T: Tokenizer> Tokenizer for RecordTokenizer<T> {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
         let recording = (text.len() <= MAX_RECORDED_BYTES).then(|| {
-            // The oldest recording's buffers are reused.
+            // With the list full, the oldest recording's buffers are reused.
             let mut recording = RECORDED
                 .try_with(|r| {
                     let mut r = r.borrow_mut();
@@ -84,7 +84,6 @@ impl<T: Tokenizer> Tokenizer for RecordTokenizer<T> {
             recording.source.push_str(text);
             recording.texts.clear();
             recording.tokens.clear();
-            recording.complete = false;
             recording
         });
         RecordStream {
@@ -113,8 +112,7 @@ impl<S: TokenStream> TokenStream for RecordStream<S> {
                     token.offset_to,
                     token.position,
                 ));
-            } else if let Some(mut recording) = self.recording.take() {
-                recording.complete = true;
+            } else if let Some(recording) = self.recording.take() {
                 let _ = RECORDED.try_with(|r| r.borrow_mut().push(recording));
             }
         }
@@ -148,9 +146,7 @@ fn take_recording(text: &str) -> Option<Recording> {
     RECORDED
         .try_with(|r| {
             let mut r = r.borrow_mut();
-            let i = r
-                .iter()
-                .rposition(|rec| rec.complete && rec.source == text)?;
+            let i = r.iter().rposition(|rec| rec.source == text)?;
             Some(r.remove(i))
         })
         .ok()
@@ -229,23 +225,11 @@ mod tests {
 
     use super::*;
     use crate::text::analysis::Analyzer;
+    use crate::text::tantivy_tokens as tokens;
 
-    fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while let Some(token) = stream.next() {
-            out.push(token.clone());
-        }
-        out
-    }
-
-    fn recorded() -> Vec<(String, bool)> {
-        RECORDED.with(|r| {
-            r.borrow()
-                .iter()
-                .map(|rec| (rec.source.clone(), rec.complete))
-                .collect()
-        })
+    /// The texts this thread holds recordings of, oldest first.
+    fn recorded() -> Vec<String> {
+        RECORDED.with(|r| r.borrow().iter().map(|rec| rec.source.clone()).collect())
     }
 
     /// The standard analyzer with this thread's recordings dropped, so that
@@ -273,7 +257,7 @@ mod tests {
             let mut german = Analyzer::Stemmed(Language::German).build_for_tests();
             let mut standard = Analyzer::Standard.build_for_tests();
             tokens(&mut english, text);
-            assert_eq!(recorded(), vec![(text.clone(), true)]);
+            assert_eq!(recorded(), vec![text.clone()]);
             assert_eq!(tokens(&mut standard, text), want, "replayed: {text:?}");
             assert!(recorded().is_empty(), "a recording is used once");
             // Nothing recorded: analysed as usual.
@@ -304,7 +288,7 @@ mod tests {
         assert_eq!(other.len(), title.len());
         assert_ne!(want_other, want_title);
         assert_eq!(tokens(&mut standard, other), want_other);
-        assert_eq!(recorded(), vec![(title.to_owned(), true)]);
+        assert_eq!(recorded(), vec![title.to_owned()]);
     }
 
     /// A stemmed stream left before its end records nothing a replay would
@@ -327,8 +311,8 @@ mod tests {
         let kept = recorded();
         assert_eq!(kept.len(), RECORDINGS);
         assert_eq!(
-            kept.last().unwrap().0,
-            format!("text number {}", RECORDINGS + 2)
+            kept.last().unwrap(),
+            &format!("text number {}", RECORDINGS + 2)
         );
     }
 }

@@ -188,6 +188,7 @@ mod tests {
     use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, Stemmer, TextAnalyzer};
 
     use super::*;
+    use crate::text::tantivy_tokens as tokens;
 
     /// The tests that look into the memos, one at a time: forgetting empties
     /// every memo of the process.
@@ -203,15 +204,6 @@ mod tests {
             .filter(memo.clone())
             .build();
         (expected, memo, analyzer)
-    }
-
-    fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<Token> {
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while let Some(token) = stream.next() {
-            out.push(token.clone());
-        }
-        out
     }
 
     /// The same tokens as tantivy's `Stemmer`, from a memo that is warm, shared
